@@ -1,0 +1,19 @@
+"""keras_simclr: SimCLR contrastive self-supervised learning for Keras 3.
+
+SimCLR (Chen, Kornblith, Norouzi, Hinton, ICML 2020) learns image representations
+without labels: two random augmentations of each image pass through an encoder and a
+small projection head, and the NT-Xent loss pulls the two views of an image together
+while pushing the other images of the (global, cross-replica) batch away.
+
+One import path per concept:
+
+- `keras_simclr.augment`: the augmentation pipeline as Keras preprocessing layers.
+- `keras_simclr.losses`: the NT-Xent loss and its contrastive metrics.
+- `keras_simclr.optimizers`: LARS and the warm-up + cosine learning-rate schedule.
+- `keras_simclr.models`: ResNet encoders, projection head, linear probe, `SimCLR`.
+- `keras_simclr.data`: input pipelines (tfds, local Fashion-MNIST, image folders).
+- `keras_simclr.evaluation`: linear evaluation, kNN, semi-supervised fine-tuning.
+- `keras_simclr.distribute`: the cross-replica pieces (gather, loss scaling, strategies).
+"""
+
+__version__ = "0.1.0"
