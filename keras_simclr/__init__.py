@@ -17,3 +17,9 @@ One import path per concept:
 """
 
 __version__ = "0.1.0"
+
+from keras_simclr import data
+from keras_simclr import distribute
+from keras_simclr import losses
+from keras_simclr import models
+from keras_simclr import optimizers

@@ -1,0 +1,320 @@
+"""The SimCLR task model: fit(), distribution, probe, saving, bad input."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_simclr import models
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def _encoder(channels=3, size=8, synchronized=True, name="encoder"):
+    """A small conv encoder with (optionally global) batch norm."""
+    inputs = keras.Input((size, size, channels))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(synchronized=synchronized, name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _model(num_classes=None, augmenter=None, seed=0, temperature=0.5, synchronized=True):
+    keras.utils.set_random_seed(seed)
+    encoder = _encoder(synchronized=synchronized)
+    head = models.projection_head(8, num_layers=2, output_dim=4, synchronized_bn=synchronized)
+    return models.SimCLR(
+        encoder, head, augmenter=augmenter, temperature=temperature, num_classes=num_classes
+    )
+
+
+def _views(n=8, size=8, seed=1):
+    rng = np.random.default_rng(seed)
+    # Smooth images (upsampled 2x2 grids) stay distinct after global pooling.
+    grid = rng.uniform(size=(n, 2, 2, 3))
+    base = np.repeat(np.repeat(grid, size // 2, axis=1), size // 2, axis=2).astype("float32")
+    noise = rng.normal(scale=0.05, size=(2, n, size, size, 3)).astype("float32")
+    return np.clip(base + noise[0], 0, 1), np.clip(base + noise[1], 0, 1)
+
+
+def _weights(model):
+    return [w.numpy() for w in model.weights]
+
+
+def test_fit_reduces_contrastive_loss():
+    model = _model()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    view_1, view_2 = _views(n=32)
+    history = model.fit((view_1, view_2), batch_size=32, epochs=20, shuffle=False, verbose=0)
+    losses = history.history["loss"]
+    assert set(history.history) == {"loss", "contrastive_accuracy", "contrastive_entropy"}
+    # 64 anchors, each choosing among 63 candidates: chance is ln(63).
+    assert losses[0] < np.log(63)
+    assert losses[-1] < losses[0] - 0.2, losses
+    accuracy = history.history["contrastive_accuracy"]
+    assert accuracy[0] < 0.95 and accuracy[-1] > 0.99, accuracy
+
+
+def _one_step(strategy, view_1, view_2, labels=None, num_classes=None):
+    with strategy.scope():
+        model = _model(num_classes=num_classes)
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+    inputs = ((view_1, view_2),) if labels is None else ((view_1, view_2), labels)
+    dataset = tf.data.Dataset.from_tensors(inputs)
+    history = model.fit(dataset, epochs=1, verbose=0)
+    return model, history.history
+
+
+@pytest.mark.distributed
+def test_two_replicas_equal_one_device(two_cpu_strategy, one_cpu_strategy):
+    view_1, view_2 = _views(n=8)
+    labels = np.arange(8) % 3
+    one, one_logs = _one_step(one_cpu_strategy, view_1, view_2, labels, num_classes=3)
+    two, two_logs = _one_step(two_cpu_strategy, view_1, view_2, labels, num_classes=3)
+    for key in one_logs:
+        np.testing.assert_allclose(two_logs[key], one_logs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    for a, b in zip(_weights(one), _weights(two)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    # The step really moved the weights (the comparison above is not vacuous).
+    fresh = _model(num_classes=3)
+    moved = max(np.abs(a - b).max() for a, b in zip(_weights(one), _weights(fresh)))
+    assert moved > 1e-3
+
+
+def test_probe_gradient_does_not_reach_encoder():
+    view_1, view_2 = _views(n=8)
+    labels = np.arange(8) % 2
+    strategy = tf.distribute.get_strategy()
+    plain, _ = _one_step(strategy, view_1, view_2)
+    probed, logs = _one_step(strategy, view_1, view_2, labels, num_classes=2)
+    assert "probe_accuracy" in logs and "probe_loss" in logs
+    for a, b in zip(_weights(plain.encoder), _weights(probed.encoder)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(_weights(plain.projection_head), _weights(probed.projection_head)):
+        np.testing.assert_array_equal(a, b)
+    initial = _model(num_classes=2).probe.get_weights()[0]
+    assert np.abs(probed.probe.get_weights()[0] - initial).max() > 0
+
+
+def test_evaluate_reports_probe_and_contrastive_metrics():
+    model = _model(num_classes=2)
+    model.compile(optimizer="sgd")
+    view_1, view_2 = _views(n=8)
+    labels = np.arange(8) % 2
+    logs = model.evaluate((view_1, view_2), labels, batch_size=8, verbose=0, return_dict=True)
+    assert set(logs) == {
+        "loss", "contrastive_accuracy", "contrastive_entropy", "probe_loss", "probe_accuracy"
+    }
+    assert 0 <= logs["probe_accuracy"] <= 1
+
+
+def test_save_load_continues_identically(tmp_path):
+    view_1, view_2 = _views(n=8)
+    model = _model(num_classes=2)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    data = ((view_1, view_2), np.arange(8) % 2)
+    model.fit(*data, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    path = tmp_path / "simclr.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert isinstance(restored, models.SimCLR)
+    assert restored.optimizer.iterations.numpy() == 2
+    for a, b in zip(_weights(model), _weights(restored)):
+        np.testing.assert_array_equal(a, b)
+    model.fit(*data, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    restored.fit(*data, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(_weights(model), _weights(restored)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_encoder_and_head_save_alone_and_export(tmp_path):
+    model = _model()
+    images = _views(n=4)[0]
+    for part in (model.encoder, model.projection_head):
+        path = tmp_path / f"{part.name}.keras"
+        part.save(path)
+        loaded = keras.models.load_model(path)
+        x = images if part is model.encoder else model.encoder(images)
+        np.testing.assert_allclose(loaded(x), part(x), rtol=1e-6)
+    model.encoder.export(str(tmp_path / "saved_encoder"))
+    served = tf.saved_model.load(str(tmp_path / "saved_encoder"))
+    np.testing.assert_allclose(
+        served.serve(tf.constant(images)), model.encoder(images), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_keras_applications_backbone_as_encoder():
+    encoder = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), include_top=False, weights=None, pooling="avg",
+        include_preprocessing=False,
+    )
+    head = models.projection_head(encoder.output_shape[-1], output_dim=8)
+    model = models.SimCLR(encoder, head, temperature=0.5)
+    model.compile(optimizer="sgd")
+    rng = np.random.default_rng(0)
+    views = tuple(rng.uniform(size=(2, 4, 32, 32, 3)).astype("float32"))
+    logs = model.fit(views, batch_size=4, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0])
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_step_is_finite(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = _model(temperature=0.05)
+        optimizer = keras.optimizers.SGD(0.1)
+        if policy == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer)
+        logs = model.fit(_views(n=8), batch_size=8, epochs=2, verbose=0).history
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(logs["loss"])), logs
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+
+
+def test_jit_compile_step_matches_graph_step():
+    view_1, view_2 = _views(n=8)
+    results = []
+    for jit in (False, True):
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
+        logs = model.fit((view_1, view_2), batch_size=8, epochs=2, shuffle=False, verbose=0)
+        results.append((logs.history["loss"], _weights(model)))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4)
+    for a, b in zip(results[0][1], results[1][1]):
+        assert np.all(np.isfinite(b))
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+
+
+class FlipEveryOtherCall(keras.layers.Layer):
+    """A deterministic stand-in augmenter: the views differ by a horizontal flip."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = self.add_weight(shape=(), dtype="int32", initializer="zeros", trainable=False)
+
+    def call(self, images, training=None):
+        images = tf.cast(images, "float32") / 255.0 if images.dtype == tf.uint8 else images
+        self.calls.assign_add(1)
+        return tf.cond(self.calls % 2 == 0, lambda: tf.reverse(images, [2]), lambda: images)
+
+
+def test_in_model_augmentation_from_uint8_images():
+    model = _model(augmenter=FlipEveryOtherCall())
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    images = (np.random.default_rng(0).uniform(size=(16, 8, 8, 3)) * 255).astype("uint8")
+    logs = model.fit(images, batch_size=8, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0])
+    assert int(model.augmenter.calls.numpy()) == 4  # two views a step, two steps
+
+
+def _error_of(fn):
+    with pytest.raises(ValueError) as info:
+        fn()
+    return str(info.value)
+
+
+def test_bad_input_messages(two_cpu_strategy):
+    view_1, view_2 = _views(n=8)
+    model = _model()
+    model.compile(optimizer="sgd")
+    message = _error_of(lambda: model.fit(view_1, batch_size=8, verbose=0))
+    assert "no `augmenter`" in message
+    message = _error_of(lambda: model.fit((view_1[:, :, :, 0], view_2[:, :, :, 0]), batch_size=8, verbose=0))
+    assert "4-D batch" in message
+    message = _error_of(lambda: model.fit((view_1[:, :4], view_2[:, :4]), batch_size=8, verbose=0))
+    assert "encoder takes" in message
+    message = _error_of(lambda: model.fit((view_1, view_2), np.zeros(8), batch_size=8, verbose=0))
+    assert "num_classes" in message
+    pair = tf.data.Dataset.from_tensor_slices((view_1, view_2)).batch(8)
+    message = _error_of(lambda: model.fit(pair, verbose=0))
+    assert "((view_1, view_2),)" in message
+    assert "temperature" in _error_of(lambda: _model(temperature=0.0))
+    with two_cpu_strategy.scope():
+        model = _model()
+        model.compile(optimizer="sgd")
+    dataset = tf.data.Dataset.from_tensor_slices(((view_1, view_2),))
+    message = _error_of(lambda: model.fit(dataset.batch(3, drop_remainder=True), verbose=0))
+    assert "multiple of the number of replicas" in message and "3" in message
+    # Uneven replicas (a partial last batch) are fine: the loss gathers the sizes.
+    history = model.fit(dataset.batch(5), verbose=0).history
+    assert np.isfinite(history["loss"][0])
+
+
+def test_tpu_needs_a_static_batch():
+    from keras_simclr.models import simclr
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.zeros((8, 2))).batch(4)
+    with pytest.raises(ValueError, match="drop_remainder=True"):
+        simclr._check_global_batch(dataset, None, 8, static=True)
+    simclr._check_global_batch(dataset.unbatch().batch(8, drop_remainder=True), None, 8, static=True)
+
+
+@pytest.mark.distributed
+def test_mirrored_fit_from_arrays_drops_the_partial_batch(two_cpu_strategy):
+    with two_cpu_strategy.scope():
+        model = _model()
+        model.compile(optimizer="sgd")
+    view_1, view_2 = _views(n=10)
+    history = model.fit((view_1, view_2), batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.optimizer.iterations.numpy() == 2
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_multi_worker_fit_matches_one_device(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    script = HERE / "multiworker_fit_worker.py"
+    processes = []
+    for index in range(2):
+        env = dict(os.environ)
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path / f"worker{index}.npz")],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+        )
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=240)[0].decode())
+    finally:
+        for process in processes:
+            process.kill()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    env = dict(os.environ, TF_CONFIG="")
+    subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "single.npz")],
+        env=env, check=True, capture_output=True, timeout=240,
+    )
+    single = np.load(tmp_path / "single.npz")
+    for index in range(2):
+        worker = np.load(tmp_path / f"worker{index}.npz")
+        np.testing.assert_allclose(worker["loss"], single["loss"], rtol=1e-5)
+        # Two momentum steps through collective sums: float32 summation order only.
+        for key in single.files:
+            np.testing.assert_allclose(worker[key], single[key], rtol=1e-4, atol=2e-5, err_msg=key)
