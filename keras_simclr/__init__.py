@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 from keras_simclr import data
 from keras_simclr import distribute
+from keras_simclr import evaluation
 from keras_simclr import losses
 from keras_simclr import models
 from keras_simclr import optimizers
