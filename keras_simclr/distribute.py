@@ -267,6 +267,46 @@ def resolve_strategy(name="auto", tpu_name=None, devices=None):
     return _tpu_strategy(tpu_name)
 
 
+def split_cpu(num_devices):
+    """Splits the CPU into `num_devices` logical devices and returns their names.
+
+    Lets `MirroredStrategy` run several replicas on a machine without accelerators,
+    to try or test distributed training. It must run before TensorFlow initialises
+    its devices (before the first op); calling it again with the same count is fine.
+
+    Args:
+        num_devices: the number of logical CPU devices, >= 1.
+
+    Returns:
+        The logical CPU device names, e.g. `["/device:CPU:0", "/device:CPU:1"]`.
+
+    Example:
+
+    ```python
+    devices = keras_simclr.distribute.split_cpu(2)
+    strategy = keras_simclr.distribute.resolve_strategy("mirrored", devices=devices)
+    ```
+    """
+    if not isinstance(num_devices, int) or num_devices < 1:
+        raise ValueError(
+            f"`num_devices` must be an integer >= 1. Received: num_devices={num_devices!r}"
+        )
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(num_devices)]
+        )
+    except RuntimeError:
+        pass  # Already initialised: fine if the existing split has the same count.
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(devices) != num_devices:
+        raise ValueError(
+            f"Cannot split the CPU into {num_devices} devices: TensorFlow already "
+            f"initialised {len(devices)}. Split it before running any TensorFlow op."
+        )
+    return devices
+
+
 def _tpu_strategy(tpu_name):
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name)
     tf.config.experimental_connect_to_cluster(resolver)

@@ -1,6 +1,5 @@
 """Input pipelines: tfds by name (mocked), Fashion-MNIST IDX, image folders, batches."""
 
-import gzip
 import os
 import struct
 
@@ -11,6 +10,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_simclr import data
+from idx_files import write_fashion_mnist
+from idx_files import write_idx
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 # A 1x1 GIF89a: TensorFlow cannot encode GIFs, and the folder loader must read them.
@@ -21,35 +22,6 @@ TINY_GIF = (
 
 
 # Helpers that write test data.
-
-
-def write_idx(path, array, magic=None, truncate=0, compress=True):
-    array = np.asarray(array, np.uint8)
-    if magic is None:
-        magic = 0x0800 | array.ndim
-    header = struct.pack(">I", magic) + b"".join(
-        struct.pack(">I", d) for d in array.shape
-    )
-    content = header + array.tobytes()
-    content = content[: len(content) - truncate]
-    if compress:
-        with gzip.open(str(path) + ".gz", "wb") as file:
-            file.write(content)
-    else:
-        with open(path, "wb") as file:
-            file.write(content)
-
-
-def write_fashion_mnist(directory, sizes=(6, 4), compress=True, seed=0):
-    rng = np.random.default_rng(seed)
-    arrays = {}
-    for base, n in zip(("train", "t10k"), sizes):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, n, dtype=np.uint8)
-        write_idx(directory / f"{base}-images-idx3-ubyte", images, compress=compress)
-        write_idx(directory / f"{base}-labels-idx1-ubyte", labels, compress=compress)
-        arrays["test" if base == "t10k" else base] = (images, labels)
-    return arrays
 
 
 def write_bmp(path, image):

@@ -552,3 +552,15 @@ def test_multi_worker_step_equals_one_device(tmp_path, one_cpu_strategy):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         _run_worker(*sys.argv[2:4])
+
+
+def test_split_cpu_returns_the_logical_devices_and_refuses_a_late_resplit():
+    # conftest split the CPU in two before TensorFlow initialised its devices.
+    devices = distribute.split_cpu(2)
+    assert len(devices) == 2 and all("CPU" in d for d in devices)
+    strategy = distribute.resolve_strategy("mirrored", devices=devices)
+    assert strategy.num_replicas_in_sync == 2
+    with pytest.raises(ValueError, match="already initialised 2"):
+        distribute.split_cpu(3)
+    with pytest.raises(ValueError, match="num_devices"):
+        distribute.split_cpu(0)

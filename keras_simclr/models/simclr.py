@@ -1,6 +1,7 @@
 """The SimCLR task: encoder + projection head trained with NT-Xent via `fit()`."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -208,7 +209,7 @@ class SimCLR(keras.Model):
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
         strategy = self.distribute_strategy
         replicas = strategy.num_replicas_in_sync
-        if replicas > 1 and not isinstance(x, tf.data.Dataset) and x is not None:
+        if replicas > 1 and _is_array_data(x):
             # Keras' array adapter ends an epoch with a partial batch, which cannot
             # be split evenly over the replicas; drop it instead.
             x, y, batch_size = _arrays_to_dataset(
@@ -423,6 +424,13 @@ def _to_float_images(images):
     if images.dtype == "uint8":
         return ops.cast(images, "float32") / 255.0
     return images
+
+
+def _is_array_data(x):
+    leaves = tf.nest.flatten(x) if isinstance(x, (tuple, list)) else [x]
+    return bool(leaves) and all(
+        isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves
+    )
 
 
 def _arrays_to_dataset(x, y, batch_size, shuffle, replicas):
