@@ -18,6 +18,7 @@ One import path per concept:
 
 __version__ = "0.1.0"
 
+from keras_simclr import augment
 from keras_simclr import data
 from keras_simclr import distribute
 from keras_simclr import evaluation

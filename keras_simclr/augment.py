@@ -1,0 +1,1480 @@
+"""SimCLR's augmentation pipeline as Keras preprocessing layers.
+
+SimCLR (Chen et al., ICML 2020, Section 3 and Appendix A) learns from two random
+views of every image; the composition of random crop (with flip and resize), colour
+distortion and Gaussian blur is what makes the contrastive task useful. Every layer
+here works on a batch `(B, H, W, C)` or a single image `(H, W, C)` with 1 or 3
+channels, draws its random parameters per example from a seeded, stateless random
+stream (no Python randomness, so it traces once and runs under XLA), and can run in a
+`tf.data` pipeline (`dataset.map(layer)`) or inside a model with the same results.
+
+Inputs are float images in [0, 1] or `uint8` images in [0, 255] (divided by 255);
+outputs are float32 (or the layer's compute dtype), clipped to [0, 1].
+
+Each layer separates drawing the parameters of a batch
+(`get_random_transformation(images)`) from applying them
+(`transform_images(images, transformation)`), as Keras' own preprocessing layers do,
+so the parameters can be inspected or fixed.
+"""
+
+import math
+
+import keras
+
+from keras_simclr import distribute
+
+# Keras' image preprocessing base class is not exported under `keras.layers`; it gives
+# these layers the tf.data-safe backend switching and the single-image handling of
+# Keras' own RandomFlip, RandomGrayscale and RandomColorJitter.
+from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (  # noqa: E501
+    BaseImagePreprocessingLayer,
+)
+from keras.src.utils import backend_utils
+
+_PACKAGE = "keras_simclr"
+_FLOAT = "float32"
+_PRESETS = ("imagenet", "cifar", "grayscale")
+_JITTER_IMPLS = ("simclrv1", "simclrv2")
+
+# Colour-jitter operation codes, in the order of the reference's fixed-order jitter.
+_BRIGHTNESS, _CONTRAST, _SATURATION, _HUE, _IDENTITY = 0, 1, 2, 3, 4
+
+# Keys' cubic convolution kernel parameter and the resolution of the weight table of
+# TensorFlow's bicubic resize, which rounds the sub-pixel offset to 1/1024.
+_KEYS_A = -0.5
+_BICUBIC_TABLE_SIZE = 1024.0
+
+# Added to the seed of replica k (times k), so that the replicas of a
+# MirroredStrategy draw different views from one synchronised seed state.
+_REPLICA_SEED_STRIDE = 1_000_003
+
+
+def _sub_seed(seed, index):
+    """The seed a composite layer passes to its `index`-th part.
+
+    `None` lets the part use its own generator; a `SeedGenerator` advances on every
+    draw and can be shared; an integer is offset so that the parts draw distinct
+    streams that do not collide with those of nearby integer seeds.
+    """
+    if seed is None or isinstance(seed, keras.random.SeedGenerator):
+        return seed
+    return seed * 8 + index
+
+
+def _register(cls):
+    return keras.saving.register_keras_serializable(package=_PACKAGE)(cls)
+
+
+class _ReplicaSeedGenerator(keras.random.SeedGenerator):
+    """A `SeedGenerator` whose seeds differ between replicas running in sync.
+
+    Created under a `tf.distribute` strategy, the state variable is mirrored and all
+    replicas would read the same seed, i.e. augment their shards identically; the
+    replica index is folded into every seed drawn inside a replica context.
+    """
+
+    def next(self, ordered=True):
+        seed = super().next(ordered=ordered)
+        if keras.backend.backend() != "tensorflow" or distribute.num_replicas() == 1:
+            return seed
+        offset = self.backend.cast(distribute.replica_index(), seed.dtype)
+        return seed + self.backend.numpy.stack(
+            [offset * _REPLICA_SEED_STRIDE, offset * 0]
+        )
+
+
+def _check_probability(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(
+            f"`{name}` must be a number between 0 and 1. Received: {name}={value!r}"
+        )
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"`{name}` must be between 0 and 1. Received: {name}={value}")
+    return float(value)
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+    return value
+
+
+def _check_seed(seed):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
+    return seed
+
+
+def _check_range(name, value, lower_bound, upper_bound=None, open_lower=False):
+    """Validates a `(low, high)` pair with `low <= high` inside the given bounds."""
+    message = (
+        f"`{name}` must be a pair (low, high) with "
+        f"{lower_bound} {'<' if open_lower else '<='} low <= high"
+        + (f" <= {upper_bound}" if upper_bound is not None else "")
+        + f". Received: {name}={value!r}"
+    )
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(message)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        raise ValueError(message)
+    low, high = float(value[0]), float(value[1])
+    too_low = low <= lower_bound if open_lower else low < lower_bound
+    if too_low or low > high or (upper_bound is not None and high > upper_bound):
+        raise ValueError(message)
+    return (low, high)
+
+
+def _image_size_pair(name, value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive integer or a pair (height, width) of "
+            f"positive integers. Received: {name}={value!r}"
+        )
+    return (int(value[0]), int(value[1]))
+
+
+class _ImageLayer(BaseImagePreprocessingLayer):
+    """Input validation, `uint8` conversion and seeding shared by the layers here."""
+
+    _USE_BASE_FACTOR = False
+    _RANDOM = True
+
+    def __init__(self, seed=None, **kwargs):
+        data_format = kwargs.pop("data_format", "channels_last")
+        if data_format != "channels_last":
+            raise ValueError(
+                "keras_simclr augmentation layers take channels-last images "
+                f"(B, H, W, C). Received: data_format={data_format!r}"
+            )
+        super().__init__(data_format="channels_last", **kwargs)
+        self.seed = _check_seed(seed)
+        if self._RANDOM:
+            self.generator = _ReplicaSeedGenerator(
+                self._generator_seed(seed), name="seed_generator"
+            )
+
+    def _generator_seed(self, seed):
+        return seed
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(self._standardize_images(inputs), *args, **kwargs)
+
+    def _standardize_images(self, images):
+        """Checks rank, channels and dtype; converts `uint8` to floats in [0, 1]."""
+        name = type(self).__name__
+        if isinstance(images, dict):
+            raise ValueError(
+                f"{name} takes a tensor of images, not a dict. Received keys: "
+                f"{sorted(images)}. Map over the images only, e.g. "
+                "`dataset.map(lambda x, y: (augment(x), y))`."
+            )
+        if not (hasattr(images, "shape") and hasattr(images, "dtype")):
+            images = keras.ops.convert_to_numpy(images)
+        try:
+            shape = tuple(images.shape)
+        except ValueError:
+            shape = None
+        if shape is None or len(shape) not in (3, 4):
+            raise ValueError(
+                f"{name} expects images of rank 3 (H, W, C) or rank 4 (B, H, W, C). "
+                f"Received: shape={shape}. Add a channel axis to 2-D images "
+                "(`images[..., None]`)."
+            )
+        if shape[-1] not in (1, 3):
+            raise ValueError(
+                f"{name} expects 1 (grayscale) or 3 (RGB) channels in the last axis. "
+                f"Received: shape={shape}."
+            )
+        try:
+            dtype = keras.backend.standardize_dtype(images.dtype)
+        except ValueError:
+            dtype = str(images.dtype)
+        if dtype == "uint8":
+            return self._uint8_to_unit_float(images)
+        if not dtype.startswith(("float", "bfloat")):
+            raise ValueError(
+                f"{name} expects float images in [0, 1] or uint8 images in "
+                f"[0, 255]. Received: dtype={dtype}. Cast integer images to uint8 "
+                "or scale them to floats in [0, 1]."
+            )
+        return images
+
+    def _uint8_to_unit_float(self, images):
+        if isinstance(images, keras.KerasTensor):
+            return keras.ops.divide(keras.ops.cast(images, _FLOAT), 255.0)
+        # Inside tf.data the tensors are TensorFlow's whatever the Keras backend.
+        in_tf_graph = backend_utils.in_tf_graph()
+        if in_tf_graph:
+            self.backend.set_backend("tensorflow")
+        try:
+            return self.backend.numpy.divide(self.backend.cast(images, _FLOAT), 255.0)
+        finally:
+            if in_tf_graph:
+                self.backend.reset()
+
+    def _seed(self, seed):
+        return (
+            seed
+            if seed is not None
+            else self._get_seed_generator(self.backend._backend)
+        )
+
+    def _batch_size(self, images):
+        shape = self.backend.core.shape(images)
+        return 1 if len(shape) == 3 else shape[0]
+
+    def _output(self, images):
+        images = self.backend.numpy.clip(images, 0.0, 1.0)
+        return self.backend.cast(images, self.compute_dtype)
+
+    def transform_images(self, images, transformation, training=True):
+        images = self.backend.cast(images, _FLOAT)
+        if training and transformation is not None:
+            planes = self._transform_planes(
+                _to_planes(self.backend, images), transformation
+            )
+            images = _from_planes(self.backend, planes)
+        return self._output(images)
+
+    def _transform_planes(self, planes, transformation):
+        """Applies `transformation` to float32 images laid out `(B, C, H, W)`."""
+        raise NotImplementedError
+
+    def transform_labels(self, labels, transformation, training=True):
+        return labels
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        raise NotImplementedError(
+            f"{type(self).__name__} augments images only; bounding boxes are not "
+            "supported."
+        )
+
+    def transform_segmentation_masks(
+        self, segmentation_masks, transformation, training=True
+    ):
+        raise NotImplementedError(
+            f"{type(self).__name__} augments images only; segmentation masks are "
+            "not supported."
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("data_format", None)
+        config["seed"] = self.seed
+        return config
+
+
+# Crop + resize --------------------------------------------------------------------
+
+
+def _keys_cubic(backend, distance):
+    x = backend.numpy.abs(distance)
+    a = _KEYS_A
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return backend.numpy.where(
+        x <= 1.0, near, backend.numpy.where(x < 2.0, far, backend.numpy.zeros_like(x))
+    )
+
+
+def _bicubic_matrices(backend, start, size, output_size, input_size):
+    """Per-example bicubic interpolation matrices `(B, output_size, input_size)`.
+
+    Row `o` of matrix `b` holds the weights with which output pixel `o` reads the
+    input window `[start[b], start[b] + size[b])`, reproducing
+    `tf.image.resize(window, ..., "bicubic")`: half-pixel centres, Keys' kernel with
+    a = -0.5 on a 1/1024 table, and taps outside the window dropped with the
+    remaining weights renormalised.
+    """
+    np_ = backend.numpy
+    outputs = np_.arange(output_size, dtype=_FLOAT)
+    scale = size / float(output_size)
+    source = (outputs[None, :] + 0.5) * scale[:, None] - 0.5
+    base = np_.floor(source)
+    fraction = np_.round((source - base) * _BICUBIC_TABLE_SIZE) / _BICUBIC_TABLE_SIZE
+    inputs = np_.arange(input_size, dtype=_FLOAT)[None, None, :]
+    relative = inputs - start[:, None, None]
+    weights = _keys_cubic(backend, relative - (base + fraction)[:, :, None])
+    inside = np_.logical_and(relative >= 0.0, relative < size[:, None, None])
+    weights = np_.where(inside, weights, np_.zeros_like(weights))
+    total = np_.sum(weights, axis=-1, keepdims=True)
+    return weights / np_.where(total == 0.0, np_.ones_like(total), total)
+
+
+def _to_planes(backend, images):
+    # The maths runs on channel planes (B, C, H, W): per-pixel colour operations
+    # become elementwise operations between contiguous planes, which TensorFlow and
+    # XLA vectorise far better than reductions over a trailing axis of size 3.
+    return backend.numpy.transpose(images, (0, 3, 1, 2))
+
+
+def _from_planes(backend, planes):
+    return backend.numpy.transpose(planes, (0, 2, 3, 1))
+
+
+def _apply_separable(backend, planes, rows, columns):
+    """`rows[b] @ planes[b, c] @ columns[b].T` for every example b and channel c."""
+    np_ = backend.numpy
+    planes = np_.matmul(rows[:, None], planes)
+    return np_.matmul(planes, np_.swapaxes(columns, 1, 2)[:, None])
+
+
+def _central_box(backend, height, width, ratio):
+    """The fallback crop: the whole image, cut to the nearest allowed aspect ratio."""
+    np_ = backend.numpy
+    height = backend.cast(height, _FLOAT)
+    width = backend.cast(width, _FLOAT)
+    image_ratio = width / height
+    crop_w = np_.where(image_ratio > ratio[1], np_.round(height * ratio[1]), width)
+    crop_h = np_.where(image_ratio < ratio[0], np_.round(width / ratio[0]), height)
+    crop_w = np_.clip(crop_w, 1.0, width)
+    crop_h = np_.clip(crop_h, 1.0, height)
+    top = np_.floor((height - crop_h) / 2.0)
+    left = np_.floor((width - crop_w) / 2.0)
+    return top, left, crop_h, crop_w
+
+
+def _sample_crop_boxes(
+    backend, seed, batch_size, height, width, scale, ratio, attempts
+):
+    """Vectorised Inception-style crop sampler; `(B, 4)` boxes (top, left, h, w)."""
+    np_ = backend.numpy
+    image_h = backend.cast(height, _FLOAT)
+    image_w = backend.cast(width, _FLOAT)
+    # One draw per call: an integer seed reused for two draws would correlate them.
+    draws = backend.random.uniform(
+        (batch_size, 2 * attempts + 2), seed=seed, dtype=_FLOAT
+    )
+    offsets = draws[:, 2 * attempts :]
+    draws = np_.reshape(draws[:, : 2 * attempts], (batch_size, attempts, 2))
+    area = image_h * image_w * (scale[0] + (scale[1] - scale[0]) * draws[..., 0])
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = np_.exp(log_low + (log_high - log_low) * draws[..., 1])
+    crop_w = np_.round(np_.sqrt(area * aspect))
+    crop_h = np_.round(np_.sqrt(area / aspect))
+    valid = np_.logical_and(
+        np_.logical_and(crop_w >= 1.0, crop_w <= image_w),
+        np_.logical_and(crop_h >= 1.0, crop_h <= image_h),
+    )
+    # The first valid attempt, as a retry loop would find it; argmax does not promise
+    # to return the first of tied maxima on every backend.
+    attempt_ids = np_.arange(attempts, dtype="int32")[None, :]
+    first = np_.min(np_.where(valid, attempt_ids, attempts), axis=1)
+    found = first < attempts
+    first = np_.minimum(first, attempts - 1)[:, None]
+    crop_w = np_.take_along_axis(crop_w, first, axis=1)[:, 0]
+    crop_h = np_.take_along_axis(crop_h, first, axis=1)[:, 0]
+    top = np_.minimum(
+        np_.floor(offsets[:, 0] * (image_h - crop_h + 1.0)), image_h - crop_h
+    )
+    left = np_.minimum(
+        np_.floor(offsets[:, 1] * (image_w - crop_w + 1.0)), image_w - crop_w
+    )
+    fallback = _central_box(backend, height, width, ratio)
+    box = [
+        np_.where(found, value, np_.zeros_like(value) + default)
+        for value, default in zip((top, left, crop_h, crop_w), fallback)
+    ]
+    return np_.stack(box, axis=-1)
+
+
+@_register
+class RandomResizedCrop(_ImageLayer):
+    """Crops a random area of each image and resizes it (bicubic) to a fixed size.
+
+    The Inception-style crop that SimCLR uses as its first augmentation (Section 3,
+    Appendix A: "random crop with resize"): for every example, an area fraction is
+    drawn uniformly from `scale` and an aspect ratio log-uniformly from `ratio`;
+    the first of `max_attempts` such draws that fits in the image is taken, at a
+    uniformly random position, and if none fits the central crop of the whole image
+    (its aspect ratio clamped to `ratio`) is used. The crop is resized bicubically to
+    `(height, width)` exactly as `tf.image.resize(crop, ..., "bicubic")` does, with
+    all examples of a batch processed by two batched matrix products (no per-image
+    loop), then clipped to [0, 1]. The reference implementation samples with
+    `tf.image.sample_distorted_bounding_box`, which draws the crop height rather than
+    the area and requires at least 10% of the image; this layer samples the area
+    itself, as the paper describes it.
+
+    At inference (`training=False`) the output is the central crop, resized.
+
+    Args:
+        height: output height in pixels.
+        width: output width in pixels.
+        scale: range `(low, high)` of the crop area as a fraction of the image area,
+            `0 < low <= high <= 1`. Defaults to `(0.08, 1.0)`.
+        ratio: range `(low, high)` of the crop's aspect ratio (width / height),
+            `0 < low <= high`. Defaults to `(3/4, 4/3)`.
+        max_attempts: number of area/ratio draws before falling back to the central
+            crop. Defaults to 100.
+        seed: integer seed of the random stream, or `None`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+        training: `True` (default) for random crops, `False` for the central crop.
+
+    Returns:
+        Float images `(B, height, width, C)` (or `(height, width, C)`) in [0, 1].
+
+    Example:
+
+    >>> crop = keras_simclr.augment.RandomResizedCrop(224, 224, seed=0)
+    >>> crop(np.zeros((2, 256, 320, 3), "uint8")).shape
+    TensorShape([2, 224, 224, 3])
+    """
+
+    def __init__(
+        self,
+        height,
+        width,
+        scale=(0.08, 1.0),
+        ratio=(3 / 4, 4 / 3),
+        max_attempts=100,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        self.height = _check_positive_int("height", height)
+        self.width = _check_positive_int("width", width)
+        self.scale = _check_range("scale", scale, 0.0, 1.0, open_lower=True)
+        self.ratio = _check_range("ratio", ratio, 0.0, open_lower=True)
+        self.max_attempts = _check_positive_int("max_attempts", max_attempts)
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Draws one crop box per example.
+
+        Returns:
+            `None` when not training, else a dict with `"boxes"`: float32
+            `(B, 4)` rows `(top, left, crop_height, crop_width)` in input pixels.
+        """
+        if not training:
+            return None
+        shape = self.backend.core.shape(data)
+        boxes = _sample_crop_boxes(
+            self.backend,
+            self._seed(seed),
+            self._batch_size(data),
+            shape[-3],
+            shape[-2],
+            self.scale,
+            self.ratio,
+            self.max_attempts,
+        )
+        return {"boxes": boxes}
+
+    def transform_images(self, images, transformation, training=True):
+        images = self.backend.cast(images, _FLOAT)
+        if not training or transformation is None:
+            shape = self.backend.core.shape(images)
+            box = _central_box(self.backend, shape[1], shape[2], self.ratio)
+            boxes = self.backend.numpy.stack(box, axis=-1)[None, :]
+            boxes = self.backend.numpy.tile(boxes, (shape[0], 1))
+        else:
+            boxes = transformation["boxes"]
+        planes = self._crop_and_resize_planes(images, boxes)
+        return self._output(_from_planes(self.backend, planes))
+
+    def _crop_and_resize_planes(self, images, boxes, flips=None):
+        """Crops `boxes` out of `(B, H, W, C)` images, resizes, optionally mirrors;
+        returns clipped planes `(B, C, height, width)`."""
+        np_ = self.backend.numpy
+        shape = self.backend.core.shape(images)
+        boxes = self.backend.cast(boxes, _FLOAT)
+        rows = _bicubic_matrices(
+            self.backend, boxes[:, 0], boxes[:, 2], self.height, shape[1]
+        )
+        columns = _bicubic_matrices(
+            self.backend, boxes[:, 1], boxes[:, 3], self.width, shape[2]
+        )
+        if flips is not None:
+            # Mirroring the output is reversing the rows of the column matrix: free.
+            columns = np_.where(
+                flips[:, None, None], np_.flip(columns, axis=1), columns
+            )
+        planes = _apply_separable(
+            self.backend, _to_planes(self.backend, images), rows, columns
+        )
+        return np_.clip(planes, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "height": self.height,
+                "width": self.width,
+                "scale": self.scale,
+                "ratio": self.ratio,
+                "max_attempts": self.max_attempts,
+            }
+        )
+        return config
+
+
+@_register
+class CenterCropResize(_ImageLayer):
+    """Takes the central crop of each image and resizes it (bicubic), for evaluation.
+
+    The evaluation preprocessing of SimCLR's reference implementation (used for the
+    linear evaluation and fine-tuning): the central `crop_proportion` of the image,
+    cut to the output's aspect ratio, resized bicubically to `(height, width)` and
+    clipped to [0, 1]. No randomness; the same at training and inference.
+
+    Args:
+        height: output height in pixels.
+        width: output width in pixels.
+        crop_proportion: side of the crop as a fraction of the image side, in
+            (0, 1]. Defaults to 0.875 (224 of 256).
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+
+    Returns:
+        Float images `(B, height, width, C)` (or `(height, width, C)`) in [0, 1].
+
+    Example:
+
+    >>> center = keras_simclr.augment.CenterCropResize(224, 224)
+    >>> center(np.zeros((2, 256, 256, 3), "uint8")).shape
+    TensorShape([2, 224, 224, 3])
+    """
+
+    _RANDOM = False
+
+    def __init__(self, height, width, crop_proportion=0.875, **kwargs):
+        super().__init__(seed=None, **kwargs)
+        self.height = _check_positive_int("height", height)
+        self.width = _check_positive_int("width", width)
+        if (
+            isinstance(crop_proportion, bool)
+            or not isinstance(crop_proportion, (int, float))
+            or not 0.0 < crop_proportion <= 1.0
+        ):
+            raise ValueError(
+                "`crop_proportion` must be a number in (0, 1]. Received: "
+                f"crop_proportion={crop_proportion!r}"
+            )
+        self.crop_proportion = float(crop_proportion)
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        return None
+
+    def transform_images(self, images, transformation=None, training=True):
+        np_ = self.backend.numpy
+        images = self.backend.cast(images, _FLOAT)
+        shape = self.backend.core.shape(images)
+        image_h = self.backend.cast(shape[1], _FLOAT)
+        image_w = self.backend.cast(shape[2], _FLOAT)
+        aspect = self.height / self.width
+        # Keep the output's aspect ratio: the crop spans `crop_proportion` of the
+        # image side that limits it.
+        output_wider = aspect < image_h / image_w
+        crop_w = np_.where(
+            output_wider,
+            np_.round(self.crop_proportion * image_w),
+            np_.round(self.crop_proportion / aspect * image_h),
+        )
+        crop_h = np_.where(
+            output_wider,
+            np_.round(self.crop_proportion * aspect * image_w),
+            np_.round(self.crop_proportion * image_h),
+        )
+        crop_h = np_.clip(crop_h, 1.0, image_h)
+        crop_w = np_.clip(crop_w, 1.0, image_w)
+        top = np_.floor((image_h - crop_h + 1.0) / 2.0)
+        left = np_.floor((image_w - crop_w + 1.0) / 2.0)
+        box = np_.stack([top, left, crop_h, crop_w])[None, :]
+        boxes = np_.tile(box, (shape[0], 1))
+        rows = _bicubic_matrices(
+            self.backend, boxes[:, 0], boxes[:, 2], self.height, shape[1]
+        )
+        columns = _bicubic_matrices(
+            self.backend, boxes[:, 1], boxes[:, 3], self.width, shape[2]
+        )
+        planes = _apply_separable(
+            self.backend, _to_planes(self.backend, images), rows, columns
+        )
+        return self._output(_from_planes(self.backend, np_.clip(planes, 0.0, 1.0)))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("seed", None)
+        config.update(
+            {
+                "height": self.height,
+                "width": self.width,
+                "crop_proportion": self.crop_proportion,
+            }
+        )
+        return config
+
+
+# Colour ----------------------------------------------------------------------------
+
+
+def _adjust_hue(backend, planes, delta):
+    """`tf.image.adjust_hue` with one `delta` (in turns) per example, closed form.
+
+    Rotating the HSV hue keeps each pixel's maximum and minimum channel; channel n
+    becomes `max - chroma * clip(min(k, 4 - k), 0, 1)` with `k = (n + hue') mod 6`
+    (n = 5, 3, 1 for R, G, B), which avoids a full HSV round trip.
+    """
+    np_ = backend.numpy
+    red, green, blue = planes[:, 0], planes[:, 1], planes[:, 2]
+    value = np_.maximum(np_.maximum(red, green), blue)
+    chroma = value - np_.minimum(np_.minimum(red, green), blue)
+    safe_chroma = np_.where(chroma > 0.0, chroma, np_.ones_like(chroma))
+    hue = np_.where(
+        value == red,
+        (green - blue) / safe_chroma,
+        np_.where(
+            value == green,
+            (blue - red) / safe_chroma + 2.0,
+            (red - green) / safe_chroma + 4.0,
+        ),
+    )
+    hue = hue + 6.0 * delta[:, None, None]
+    channels = []
+    for offset in (5.0, 3.0, 1.0):
+        sector = hue + offset
+        sector = sector - 6.0 * np_.floor(sector / 6.0)
+        ramp = np_.clip(np_.minimum(sector, 4.0 - sector), 0.0, 1.0)
+        channels.append(value - chroma * ramp)
+    return np_.stack(channels, axis=1)
+
+
+def _affine_stage(backend, planes, operation, transformation, impl):
+    """Applies one of brightness / contrast / saturation / identity per example.
+
+    All three are affine in the pixel, `gain * x + offset`, so one pass serves every
+    example whatever operation it draws: contrast anchors at the channel mean
+    (`tf.image.adjust_contrast`), saturation at the pixel's maximum channel
+    (`tf.image.adjust_saturation` scales the HSV saturation, i.e. every channel's
+    distance to the maximum, capped so that the minimum stays >= 0).
+    """
+    np_ = backend.numpy
+    op = operation[:, None, None, None]
+    brightness = transformation["brightness"][:, None, None, None]
+    contrast = transformation["contrast"][:, None, None, None]
+    one = np_.ones_like(contrast)
+    zero = np_.zeros_like(contrast)
+    is_brightness = op == _BRIGHTNESS
+    is_contrast = op == _CONTRAST
+    mean = np_.mean(planes, axis=(2, 3), keepdims=True)
+    if impl == "simclrv1":
+        brightness_gain, brightness_offset = one, brightness
+    else:
+        brightness_gain, brightness_offset = brightness, zero
+    gain = np_.where(
+        is_brightness, brightness_gain, np_.where(is_contrast, contrast, one)
+    )
+    offset = np_.where(is_brightness, brightness_offset, zero) + np_.where(
+        is_contrast, (1.0 - contrast) * mean, zero
+    )
+    if planes.shape[1] == 3:
+        saturation = transformation["saturation"][:, None, None, None]
+        is_saturation = op == _SATURATION
+        value = np_.max(planes, axis=1, keepdims=True)
+        chroma = value - np_.min(planes, axis=1, keepdims=True)
+        limit = value / np_.where(chroma > 0.0, chroma, np_.ones_like(chroma))
+        saturation_gain = np_.minimum(saturation, limit)
+        gain = np_.where(is_saturation, saturation_gain, gain)
+        offset = offset + np_.where(
+            is_saturation, (1.0 - saturation_gain) * value, np_.zeros_like(value)
+        )
+    return np_.clip(gain * planes + offset, 0.0, 1.0)
+
+
+@_register
+class ColorJitter(_ImageLayer):
+    """Random brightness, contrast, saturation and hue, in a random order per example.
+
+    SimCLR's colour distortion (Section 3, Appendix A's `color_jitter`):
+    with strength s, each example draws a brightness factor in
+    [max(0, 1 - 0.8s), 1 + 0.8s] (multiplicative, `impl="simclrv2"`; `"simclrv1"` adds
+    a delta in [-0.8s, 0.8s] as the first release did), contrast and saturation
+    factors in [max(0, 1 - 0.8s), 1 + 0.8s] and a hue shift in [-0.2s, 0.2s] turns,
+    applies the four with `tf.image.adjust_*` semantics in a random order of its own
+    (the fixed order brightness, contrast, saturation, hue with
+    `random_order=False`), clipping to [0, 1] after each, and keeps the result with
+    probability `probability` (else the input is returned unchanged).
+
+    The random order is computed without per-example branching: every example's hue
+    shift is aligned on one common step, with up to three brightness / contrast /
+    saturation steps before and after it, each step being one affine pass for the
+    whole batch. On 1-channel images saturation and hue are the identity, as for a
+    gray RGB image, so only brightness and contrast act.
+
+    Args:
+        strength: colour distortion strength s >= 0 (1.0 for ImageNet, 0.5 for
+            CIFAR-10 in the paper). Defaults to 1.0.
+        probability: probability of jittering an example. Defaults to 0.8.
+        random_order: draw the order of the four operations per example.
+            Defaults to `True`.
+        impl: `"simclrv2"` (multiplicative brightness, default) or `"simclrv1"`
+            (additive brightness).
+        seed: integer seed of the random stream, or `None`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+        training: `True` (default) to jitter, `False` to return the input.
+
+    Returns:
+        Float images of the input's shape, in [0, 1].
+
+    Example:
+
+    >>> jitter = keras_simclr.augment.ColorJitter(strength=0.5, seed=0)
+    >>> jitter(keras.random.uniform((4, 32, 32, 3), seed=0)).shape
+    TensorShape([4, 32, 32, 3])
+    """
+
+    def __init__(
+        self,
+        strength=1.0,
+        probability=0.8,
+        random_order=True,
+        impl="simclrv2",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, (int, float))
+            or not 0.0 <= strength < math.inf
+        ):
+            raise ValueError(
+                "`strength` must be a finite number >= 0. "
+                f"Received: strength={strength!r}"
+            )
+        self.strength = float(strength)
+        self.probability = _check_probability("probability", probability)
+        if not isinstance(random_order, bool):
+            raise ValueError(
+                "`random_order` must be True or False. "
+                f"Received: random_order={random_order!r}"
+            )
+        self.random_order = random_order
+        if impl not in _JITTER_IMPLS:
+            raise ValueError(
+                f"`impl` must be one of {_JITTER_IMPLS}. Received: impl={impl!r}"
+            )
+        self.impl = impl
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Draws per-example jitter parameters.
+
+        Returns:
+            `None` when not training, else a dict of `(B,)` tensors
+            `"apply"` (bool), `"brightness"`, `"contrast"`, `"saturation"`, `"hue"`
+            (float32 factors / deltas), and `"order"`, int32 `(B, 4)`: the operation
+            applied at each step (0 brightness, 1 contrast, 2 saturation, 3 hue).
+        """
+        if not training:
+            return None
+        np_ = self.backend.numpy
+        seed = self._seed(seed)
+        batch_size = self._batch_size(data)
+        draws = self.backend.random.uniform((batch_size, 9), seed=seed, dtype=_FLOAT)
+        factor = 0.8 * self.strength
+        low, high = max(0.0, 1.0 - factor), 1.0 + factor
+
+        def between(u, lower, upper):
+            return lower + (upper - lower) * u
+
+        if self.impl == "simclrv1":
+            brightness = between(draws[:, 1], -factor, factor)
+        else:
+            brightness = between(draws[:, 1], low, high)
+        if self.random_order:
+            order = self.backend.cast(np_.argsort(draws[:, 5:], axis=1), "int32")
+        else:
+            order = np_.tile(np_.arange(4, dtype="int32")[None, :], (batch_size, 1))
+        return {
+            "apply": draws[:, 0] < self.probability,
+            "brightness": brightness,
+            "contrast": between(draws[:, 2], low, high),
+            "saturation": between(draws[:, 3], low, high),
+            "hue": between(draws[:, 4], -0.2 * self.strength, 0.2 * self.strength),
+            "order": order,
+        }
+
+    def _transform_planes(self, planes, transformation):
+        np_ = self.backend.numpy
+        transformation = {
+            key: (
+                value if key in ("apply", "order") else self.backend.cast(value, _FLOAT)
+            )
+            for key, value in transformation.items()
+        }
+        order = self.backend.cast(transformation["order"], "int32")
+        batch_size = self.backend.core.shape(order)[0]
+        jittered = planes
+        if planes.shape[1] == 1:
+            # Saturation and hue leave gray pixels unchanged; only the relative
+            # order of brightness and contrast matters.
+            positions = np_.argsort(order, axis=1)
+            brightness_first = positions[:, _BRIGHTNESS] < positions[:, _CONTRAST]
+            first = np_.where(brightness_first, _BRIGHTNESS, _CONTRAST)
+            for step in (first, _BRIGHTNESS + _CONTRAST - first):
+                jittered = _affine_stage(
+                    self.backend, jittered, step, transformation, self.impl
+                )
+        else:
+            # Align every example's hue step on step 3 of 7: steps 0-2 hold the
+            # operations it applies before the hue shift (identity where it has
+            # fewer), steps 4-6 those after. One hue pass then serves the batch.
+            hue_step = np_.sum(
+                np_.where(order == _HUE, np_.arange(4, dtype="int32")[None, :], 0),
+                axis=1,
+            )
+            padding = np_.full((batch_size, 3), _IDENTITY, dtype="int32")
+            padded = np_.concatenate([padding, order, padding], axis=1)
+            steps = np_.take_along_axis(
+                padded,
+                hue_step[:, None] + np_.arange(7, dtype="int32")[None, :],
+                axis=1,
+            )
+            for step in range(7):
+                if step == 3:
+                    jittered = np_.clip(
+                        _adjust_hue(self.backend, jittered, transformation["hue"]),
+                        0.0,
+                        1.0,
+                    )
+                else:
+                    jittered = _affine_stage(
+                        self.backend,
+                        jittered,
+                        steps[:, step],
+                        transformation,
+                        self.impl,
+                    )
+        apply = transformation["apply"][:, None, None, None]
+        return np_.where(apply, jittered, planes)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "strength": self.strength,
+                "probability": self.probability,
+                "random_order": self.random_order,
+                "impl": self.impl,
+            }
+        )
+        return config
+
+
+@_register
+class RandomColorDrop(_ImageLayer):
+    """Converts each image to grayscale with a probability, keeping its channels.
+
+    SimCLR's colour drop (Section 3, Appendix A's `color_drop`), applied
+    after the colour jitter with probability 0.2: the luma
+    `0.2989 R + 0.5870 G + 0.1140 B` (`tf.image.rgb_to_grayscale`) replaces the three
+    channels. Semantically `keras.layers.RandomGrayscale(factor=probability)`; a layer
+    of its own for the `uint8` handling, validation and replica-aware seeds shared by
+    this module. 1-channel images are returned unchanged.
+
+    Args:
+        probability: probability of converting an example. Defaults to 0.2.
+        seed: integer seed of the random stream, or `None`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+        training: `True` (default) to drop colour, `False` to return the input.
+
+    Returns:
+        Float images of the input's shape, in [0, 1].
+
+    Example:
+
+    >>> drop = keras_simclr.augment.RandomColorDrop(probability=0.2, seed=0)
+    >>> drop(keras.random.uniform((4, 32, 32, 3), seed=0)).shape
+    TensorShape([4, 32, 32, 3])
+    """
+
+    def __init__(self, probability=0.2, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.probability = _check_probability("probability", probability)
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Returns `None` when not training, else `{"apply": bool (B,)}`."""
+        if not training:
+            return None
+        draws = self.backend.random.uniform(
+            (self._batch_size(data),), seed=self._seed(seed), dtype=_FLOAT
+        )
+        return {"apply": draws < self.probability}
+
+    def _transform_planes(self, planes, transformation):
+        if planes.shape[1] == 1:
+            return planes
+        np_ = self.backend.numpy
+        # The luma weights of tf.image.rgb_to_grayscale / keras.ops.image.
+        gray = (
+            0.2989 * planes[:, 0:1] + 0.5870 * planes[:, 1:2] + 0.1140 * planes[:, 2:3]
+        )
+        apply = transformation["apply"][:, None, None, None]
+        return np_.where(apply, gray + np_.zeros_like(planes), planes)
+
+    def get_config(self):
+        config = super().get_config()
+        config["probability"] = self.probability
+        return config
+
+
+# Blur ------------------------------------------------------------------------------
+
+
+def _reflect_index(backend, index, size):
+    """Maps indices outside `[0, size)` back inside by mirroring (edge not repeated)."""
+    np_ = backend.numpy
+    period = np_.maximum(2 * (size - 1), 1)
+    index = index - period * np_.floor_divide(index, period)
+    return np_.where(index < size, index, period - index)
+
+
+def _blur_matrices(backend, kernels, radius, size):
+    """Per-example matrices `(B, size, size)` of a 1-D convolution, reflect-padded."""
+    np_ = backend.numpy
+    taps = np_.arange(-radius, radius + 1, dtype="int32")
+    positions = np_.arange(size, dtype="int32")[:, None] + taps[None, :]
+    sources = _reflect_index(backend, positions, size)
+    one_hot = backend.nn.one_hot(sources, size, dtype=_FLOAT)
+    return np_.einsum("bt,oti->boi", kernels, one_hot)
+
+
+def _gaussian_kernels(backend, sigma, radius):
+    np_ = backend.numpy
+    taps = np_.arange(-radius, radius + 1, dtype=_FLOAT)
+    kernels = np_.exp(-(taps[None, :] ** 2) / (2.0 * sigma[:, None] ** 2))
+    return kernels / np_.sum(kernels, axis=1, keepdims=True)
+
+
+@_register
+class RandomGaussianBlur(_ImageLayer):
+    """Blurs each image with a Gaussian of its own random sigma, with a probability.
+
+    SimCLR's blur (Appendix A): with probability 0.5, a separable Gaussian filter
+    with sigma drawn uniformly from [0.1, 2.0] per example and a kernel side of 10%
+    of the image height (radius `int(height * kernel_size_fraction) // 2`, side
+    `2 * radius + 1`, the same kernel along both axes). Borders are reflect-padded
+    (the reference pads with zeros, darkening the edges). The reference draws one
+    sigma for a whole batch; here every example draws its own. The blur is two
+    batched matrix products, so all sigmas run in one pass.
+
+    Args:
+        probability: probability of blurring an example. Defaults to 0.5.
+        sigma: range `(low, high)` of the standard deviation in pixels,
+            `0 < low <= high`. Defaults to `(0.1, 2.0)`.
+        kernel_size_fraction: kernel side as a fraction of the image height, in
+            (0, 1]. Defaults to 0.1.
+        seed: integer seed of the random stream, or `None`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+        training: `True` (default) to blur, `False` to return the input.
+
+    Returns:
+        Float images of the input's shape, in [0, 1].
+
+    Example:
+
+    >>> blur = keras_simclr.augment.RandomGaussianBlur(seed=0)
+    >>> blur(keras.random.uniform((4, 224, 224, 3), seed=0)).shape
+    TensorShape([4, 224, 224, 3])
+    """
+
+    def __init__(
+        self,
+        probability=0.5,
+        sigma=(0.1, 2.0),
+        kernel_size_fraction=0.1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        self.probability = _check_probability("probability", probability)
+        self.sigma = _check_range("sigma", sigma, 0.0, open_lower=True)
+        if (
+            isinstance(kernel_size_fraction, bool)
+            or not isinstance(kernel_size_fraction, (int, float))
+            or not 0.0 < kernel_size_fraction <= 1.0
+        ):
+            raise ValueError(
+                "`kernel_size_fraction` must be a number in (0, 1]. Received: "
+                f"kernel_size_fraction={kernel_size_fraction!r}"
+            )
+        self.kernel_size_fraction = float(kernel_size_fraction)
+
+    def _kernel_radius(self, height):
+        """The blur radius for images `height` pixels tall (kernel side 2r + 1)."""
+        return int(height * self.kernel_size_fraction) // 2
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Returns `None` when not training, else `{"apply": bool, "sigma": float}`,
+        both `(B,)`."""
+        if not training:
+            return None
+        draws = self.backend.random.uniform(
+            (self._batch_size(data), 2), seed=self._seed(seed), dtype=_FLOAT
+        )
+        low, high = self.sigma
+        return {
+            "apply": draws[:, 0] < self.probability,
+            "sigma": low + (high - low) * draws[:, 1],
+        }
+
+    def _transform_planes(self, planes, transformation):
+        height, width = planes.shape[2], planes.shape[3]
+        if height is None or width is None:
+            raise ValueError(
+                "RandomGaussianBlur needs images of known height and width. "
+                f"Received planes of shape {tuple(planes.shape)}"
+            )
+        radius = self._kernel_radius(height)
+        if radius == 0:
+            return planes
+        np_ = self.backend.numpy
+        kernels = _gaussian_kernels(
+            self.backend, self.backend.cast(transformation["sigma"], _FLOAT), radius
+        )
+        rows = _blur_matrices(self.backend, kernels, radius, height)
+        columns = _blur_matrices(self.backend, kernels, radius, width)
+        blurred = _apply_separable(self.backend, planes, rows, columns)
+        apply = transformation["apply"][:, None, None, None]
+        return np_.clip(np_.where(apply, blurred, planes), 0.0, 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "probability": self.probability,
+                "sigma": self.sigma,
+                "kernel_size_fraction": self.kernel_size_fraction,
+            }
+        )
+        return config
+
+
+# Composition -----------------------------------------------------------------------
+
+
+class _SharedBackend:
+    """Runs sub-layers on the backend of the calling layer (TensorFlow in tf.data)."""
+
+    def __init__(self, backend, layers):
+        self.backend = backend
+        self.layers = [layer for layer in layers if hasattr(layer, "backend")]
+
+    def __enter__(self):
+        for layer in self.layers:
+            layer.backend.set_backend(self.backend.name)
+
+    def __exit__(self, *exc_info):
+        for layer in self.layers:
+            layer.backend.reset()
+
+
+@_register
+class RandomApply(_ImageLayer):
+    """Applies a layer to each example with a probability, else passes it through.
+
+    SimCLR composes its augmentations as `random_apply(f, p, x)` (Appendix A):
+    colour jitter with p = 0.8, colour drop with p = 0.2, blur with
+    p = 0.5. This layer does that per example for any image-to-image layer of
+    unchanged shape; the layer runs on the whole batch and each example keeps its
+    result with probability `probability`.
+
+    Args:
+        layer: a Keras layer mapping images to images of the same shape, e.g. a
+            Keras preprocessing layer or one of this module's.
+        probability: probability of applying `layer` to an example.
+        seed: integer seed of the random stream, or `None`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+        training: `True` (default) to apply at random, `False` to return the input.
+
+    Returns:
+        Float images of the input's shape, clipped to [0, 1].
+
+    Example:
+
+    >>> solarize = keras.layers.Solarization(0.5, value_range=(0, 1))
+    >>> maybe = keras_simclr.augment.RandomApply(solarize, probability=0.2, seed=0)
+    >>> maybe(keras.random.uniform((4, 32, 32, 3), seed=0)).shape
+    TensorShape([4, 32, 32, 3])
+    """
+
+    def __init__(self, layer, probability, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                "`layer` must be a Keras layer mapping images to images. "
+                f"Received: layer={layer!r}"
+            )
+        self.layer = layer
+        self.probability = _check_probability("probability", probability)
+
+    def _is_preprocessing(self):
+        return isinstance(self.layer, BaseImagePreprocessingLayer)
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        super().build(input_shape)
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Returns `None` when not training, else `{"apply": bool (B,), "layer": ...}`
+        where `"layer"` holds the wrapped preprocessing layer's own parameters."""
+        if not training:
+            return None
+        # The wrapped layer draws from this layer's stream too, so that `seed` alone
+        # fixes the result.
+        seed = self._seed(seed)
+        draws = self.backend.random.uniform(
+            (self._batch_size(data),), seed=_sub_seed(seed, 0), dtype=_FLOAT
+        )
+        transformation = {"apply": draws < self.probability, "layer": None}
+        if self._is_preprocessing():
+            with _SharedBackend(self.backend, [self.layer]):
+                transformation["layer"] = self.layer.get_random_transformation(
+                    data, training=True, seed=_sub_seed(seed, 1)
+                )
+        return transformation
+
+    def transform_images(self, images, transformation, training=True):
+        images = self.backend.cast(images, _FLOAT)
+        if not training or transformation is None:
+            return self._output(images)
+        if self._is_preprocessing():
+            with _SharedBackend(self.backend, [self.layer]):
+                applied = self.layer.transform_images(
+                    images, transformation["layer"], training=True
+                )
+        else:
+            applied = self.layer(images, training=True)
+        applied = self.backend.cast(applied, _FLOAT)
+        if tuple(applied.shape) != tuple(images.shape):
+            raise ValueError(
+                "RandomApply needs a layer that keeps the image shape. "
+                f"{self.layer.name} maps {tuple(images.shape)} to "
+                f"{tuple(applied.shape)}."
+            )
+        apply = transformation["apply"][:, None, None, None]
+        return self._output(self.backend.numpy.where(apply, applied, images))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "layer": keras.saving.serialize_keras_object(self.layer),
+                "probability": self.probability,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)
+
+
+_PRESET_DEFAULTS = {
+    # preset: (colour jitter strength, colour drop, blur)
+    "imagenet": (1.0, True, True),
+    "cifar": (0.5, True, False),
+    "grayscale": (0.5, False, False),
+}
+
+
+@_register
+class SimCLRAugment(_ImageLayer):
+    """SimCLR's full augmentation: one call makes one random view of each image.
+
+    The composition of the paper (Section 3, Appendix A): random resized crop
+    (area 0.08-1, aspect 3/4-4/3, bicubic) with a horizontal flip (p = 0.5), colour
+    jitter (p = 0.8, random order per example), colour drop (p = 0.2) and, for
+    ImageNet, Gaussian blur (p = 0.5, sigma 0.1-2.0, kernel 10% of the side). Every
+    parameter is drawn per example; calling the layer twice on a batch gives the two
+    views of the positive pairs.
+
+    Presets:
+
+    - `"imagenet"`: jitter strength 1.0, colour drop, blur (Appendix A).
+    - `"cifar"`: jitter strength 0.5, colour drop, no blur (Appendix B, CIFAR-10).
+    - `"grayscale"`: for 1-channel images such as Fashion-MNIST: crop, flip and
+      brightness / contrast jitter (strength 0.5, p = 0.8; saturation, hue and
+      colour drop do nothing on one channel), no blur. Takes 1-channel images only.
+
+    Output shape, for every preset: `(B, *image_size, C)` with the channels of the
+    input (1 or 3).
+
+    Args:
+        image_size: output size, an integer or `(height, width)`.
+        preset: `"imagenet"` (default), `"cifar"` or `"grayscale"`.
+        color_jitter_strength: overrides the preset's jitter strength.
+        blur: `True` / `False` overrides the preset's blur.
+        flip: random horizontal flip. Defaults to `True`.
+        seed: integer seed; the sub-layers draw from streams derived from it.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        images: `(B, H, W, C)` or `(H, W, C)` images, float in [0, 1] or `uint8`.
+        training: `True` (default) for random views, `False` for the central crop
+            resized to `image_size`.
+
+    Returns:
+        Float images `(B, height, width, C)` in [0, 1].
+
+    Example:
+
+    >>> augment = keras_simclr.augment.SimCLRAugment(32, preset="cifar", seed=0)
+    >>> images = keras.ops.cast(keras.random.randint((8, 32, 32, 3), 0, 256, seed=0), "uint8")
+    >>> view_1, view_2 = augment(images), augment(images)
+    >>> view_1.shape
+    TensorShape([8, 32, 32, 3])
+    """
+
+    def __init__(
+        self,
+        image_size,
+        preset="imagenet",
+        color_jitter_strength=None,
+        blur=None,
+        flip=True,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, **kwargs)
+        self.image_size = _image_size_pair("image_size", image_size)
+        if preset not in _PRESETS:
+            raise ValueError(
+                f"`preset` must be one of {_PRESETS}. Received: preset={preset!r}"
+            )
+        self.preset = preset
+        if blur is not None and not isinstance(blur, bool):
+            raise ValueError(
+                f"`blur` must be True, False or None. Received: blur={blur!r}"
+            )
+        if not isinstance(flip, bool):
+            raise ValueError(f"`flip` must be True or False. Received: flip={flip!r}")
+        self.color_jitter_strength = color_jitter_strength
+        self.blur = blur
+        self.flip = flip
+        default_strength, color_drop, default_blur = _PRESET_DEFAULTS[preset]
+        strength = (
+            default_strength if color_jitter_strength is None else color_jitter_strength
+        )
+
+        self.crop = RandomResizedCrop(
+            *self.image_size, seed=_sub_seed(seed, 1), name="crop"
+        )
+        self.color_jitter = ColorJitter(
+            strength=strength,
+            probability=0.8,
+            seed=_sub_seed(seed, 2),
+            name="color_jitter",
+        )
+        self.color_drop = (
+            RandomColorDrop(0.2, seed=_sub_seed(seed, 3), name="color_drop")
+            if color_drop
+            else None
+        )
+        use_blur = default_blur if blur is None else blur
+        self.gaussian_blur = (
+            RandomGaussianBlur(0.5, seed=_sub_seed(seed, 4), name="gaussian_blur")
+            if use_blur
+            else None
+        )
+
+    def _generator_seed(self, seed):
+        return _sub_seed(seed, 0)
+
+    def build(self, input_shape):
+        output_shape = self.crop.compute_output_shape(input_shape)
+        for name, layer in self._stages():
+            if not layer.built:
+                layer.build(input_shape if name == "crop" else output_shape)
+        super().build(input_shape)
+
+    def _stages(self):
+        stages = [("crop", self.crop), ("color_jitter", self.color_jitter)]
+        if self.color_drop is not None:
+            stages.append(("color_drop", self.color_drop))
+        if self.gaussian_blur is not None:
+            stages.append(("gaussian_blur", self.gaussian_blur))
+        return stages
+
+    def _standardize_images(self, images):
+        images = super()._standardize_images(images)
+        if self.preset == "grayscale" and images.shape[-1] != 1:
+            raise ValueError(
+                "SimCLRAugment(preset='grayscale') expects 1-channel images. "
+                f"Received: shape={tuple(images.shape)}. Use preset='cifar' or "
+                "'imagenet' for RGB images."
+            )
+        return images
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        """Draws every stage's parameters.
+
+        Returns:
+            `None` when not training, else a dict with the transformations of the
+            stages (`"crop"`, `"color_jitter"`, and `"color_drop"` /
+            `"gaussian_blur"` when used, see those layers) and `"flip"`, bool `(B,)`.
+        """
+        if not training:
+            return None
+        stages = self._stages()
+        with _SharedBackend(self.backend, [layer for _, layer in stages]):
+            transformation = {
+                name: layer.get_random_transformation(
+                    data, training=True, seed=_sub_seed(seed, index)
+                )
+                for index, (name, layer) in enumerate(stages, start=1)
+            }
+        if self.flip:
+            draws = self.backend.random.uniform(
+                (self._batch_size(data),),
+                seed=self._seed(_sub_seed(seed, 5)),
+                dtype=_FLOAT,
+            )
+            transformation["flip"] = draws < 0.5
+        return transformation
+
+    def transform_images(self, images, transformation, training=True):
+        images = self.backend.cast(images, _FLOAT)
+        stages = self._stages()
+        with _SharedBackend(self.backend, [layer for _, layer in stages]):
+            if not training or transformation is None:
+                return self._output(
+                    self.crop.transform_images(images, None, training=False)
+                )
+            # The stages hand planes to each other; one transpose at the end.
+            planes = self.crop._crop_and_resize_planes(
+                images, transformation["crop"]["boxes"], transformation.get("flip")
+            )
+            for name, layer in stages[1:]:
+                planes = layer._transform_planes(planes, transformation[name])
+        return self._output(_from_planes(self.backend, planes))
+
+    def compute_output_shape(self, input_shape):
+        return self.crop.compute_output_shape(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_size": self.image_size,
+                "preset": self.preset,
+                "color_jitter_strength": self.color_jitter_strength,
+                "blur": self.blur,
+                "flip": self.flip,
+            }
+        )
+        return config
+
+
+# Visualisation ---------------------------------------------------------------------
+
+
+def plot_views(images, augment, n=8, path="views.png", num_views=2):
+    """Writes a PNG grid of images (first column) and random views of them.
+
+    A look at what an augmentation does, as the paper illustrates its operations
+    (Section 3): row i shows image i and `num_views` independent calls of `augment`
+    on it.
+
+    Args:
+        images: `(N, H, W, C)` images (float in [0, 1] or `uint8`), C = 1 or 3.
+        augment: a layer or callable making one view of a batch, e.g.
+            `SimCLRAugment` (layers are called with `training=True`).
+        n: number of images (rows) to show, at most N. Defaults to 8.
+        path: file to write. Defaults to `"views.png"`.
+        num_views: number of views per image (columns after the original).
+            Defaults to 2, a positive pair.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    >>> augment = keras_simclr.augment.SimCLRAugment(32, preset="cifar", seed=0)
+    >>> images = keras.ops.cast(keras.random.randint((8, 32, 32, 3), 0, 256, seed=0), "uint8")
+    >>> keras_simclr.augment.plot_views(images, augment, n=4, path="views.png")
+    'views.png'
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(
+            "plot_views needs matplotlib: `pip install matplotlib` or "
+            "`pip install keras-simclr[plot]`."
+        ) from error
+    n = _check_positive_int("n", n)
+    num_views = _check_positive_int("num_views", num_views)
+    originals = keras.ops.convert_to_numpy(images)[:n]
+    if originals.ndim != 4:
+        raise ValueError(
+            "plot_views expects a batch of images (N, H, W, C). "
+            f"Received: shape={originals.shape}"
+        )
+    if originals.dtype == "uint8":
+        originals = originals.astype("float32") / 255.0
+    batch = images[:n]
+
+    def view():
+        if isinstance(augment, keras.layers.Layer):
+            return augment(batch, training=True)
+        return augment(batch)
+
+    columns = [originals] + [
+        keras.ops.convert_to_numpy(view()) for _ in range(num_views)
+    ]
+    rows = len(originals)
+    figure = Figure(figsize=(1.6 * (num_views + 1), 1.6 * rows))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(rows, num_views + 1, squeeze=False)
+    for row in range(rows):
+        for column, shown in enumerate(columns):
+            image = shown[row].clip(0.0, 1.0)
+            ax = axes[row][column]
+            if image.shape[-1] == 1:
+                ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            else:
+                ax.imshow(image)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title("image" if column == 0 else f"view {column}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
+    return path

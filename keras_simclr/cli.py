@@ -1,0 +1,118 @@
+"""The `simclr` command line: flags -> `train.Config` -> `train.run`.
+
+Flag names follow the reference implementation's `run.py`. Every flag is a field of
+`keras_simclr.train.Config`, which holds the defaults; run `simclr --helpfull`.
+"""
+
+import dataclasses
+import sys
+import typing
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_HELP = {
+    "mode": "train, eval (a finished model_dir), or train_then_eval.",
+    "train_mode": "pretrain (SimCLR), or finetune (also fine-tune with a fraction of the labels when evaluating).",
+    "dataset": "fashion_mnist (local Debian files, else tfds), any tfds name (cifar10, stl10, imagenet2012, ...), tfds:NAME, or folder:/path/to/images.",
+    "data_dir": "Where the data lives: the Fashion-MNIST IDX files, or the tfds data directory.",
+    "train_split": "Split to pretrain on (e.g. train, unlabelled for stl10).",
+    "eval_split": "Split to evaluate on.",
+    "image_size": "Side of the square views; default: the data set's image size (224 for variable sizes).",
+    "train_batch_size": "Global batch size (split evenly over the replicas).",
+    "train_epochs": "Pretraining epochs (ignored when train_steps > 0).",
+    "train_steps": "Pretraining steps; overrides train_epochs when > 0.",
+    "eval_batch_size": "Batch size of feature extraction during evaluation.",
+    "learning_rate": "Base learning rate, scaled by learning_rate_scaling.",
+    "learning_rate_scaling": "linear (lr x batch/256) or sqrt (lr x sqrt(batch)).",
+    "warmup_epochs": "Linear warm-up epochs before the cosine decay.",
+    "weight_decay": "Weight decay (not applied to batch-norm parameters and biases under LARS).",
+    "optimizer": "lars, momentum (SGD Nesterov), or adam (AdamW).",
+    "momentum": "Momentum of LARS / SGD.",
+    "temperature": "NT-Xent temperature.",
+    "resnet_depth": "ResNet depth: 18, 34, 50, 101, 152 or 200.",
+    "width_multiplier": "ResNet width multiplier (fractions such as 0.25 for small CPUs).",
+    "sk_ratio": "Selective-kernel ratio (SimCLRv2 uses 0.0625); 0 disables.",
+    "proj_out_dim": "Output dimension of the projection head.",
+    "num_proj_layers": "Layers of the projection head (2 for SimCLRv1, 3 for v2).",
+    "global_bn": "Synchronise batch-norm statistics across replicas.",
+    "color_jitter_strength": "Colour jitter strength s; default from the preset (1.0 ImageNet, 0.5 CIFAR).",
+    "use_blur": "Gaussian blur; default from the preset (on for ImageNet-sized images).",
+    "augment_in_model": "Augment inside the training step instead of in the tf.data pipeline.",
+    "lineareval_while_pretraining": "Train a linear probe on stop_gradient(h) during pretraining.",
+    "eval_protocols": "Evaluation protocols: linear, knn.",
+    "finetune_label_fraction": "Fraction of labels for fine-tuning (train_mode=finetune).",
+    "finetune_epochs": "Fine-tuning epochs (train_mode=finetune).",
+    "model_dir": "Where checkpoints, the saved models, logs and results go; rerunning resumes.",
+    "checkpoint_epochs": "Save a checkpoint every this many epochs (0: off).",
+    "checkpoint_steps": "Save a checkpoint every this many steps (0: off).",
+    "keep_checkpoint_max": "Checkpoints to keep.",
+    "strategy": "auto, one_device, mirrored, multi_worker (TF_CONFIG), or tpu.",
+    "cpu_devices": "Split the CPU into this many logical devices and mirror over them (to try distribution without accelerators).",
+    "tpu_name": "TPU name or address for strategy=tpu (or auto).",
+    "mixed_precision": "auto (bf16 where the hardware has it), off, bfloat16, float16.",
+    "jit_compile": "Compile the training step with XLA.",
+    "seed": "Random seed of initialisation, shuffling and augmentation.",
+    "verbose": "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.",
+}
+
+
+def _define_flags():
+    from keras_simclr import train
+
+    for field in dataclasses.fields(train.Config):
+        kind = typing.get_args(field.type) or (field.type,)
+        kind = next(k for k in kind if k is not type(None))
+        help_text = _HELP[field.name]
+        if field.name in ("mode", "train_mode", "optimizer", "mixed_precision", "learning_rate_scaling"):
+            allowed = {
+                "mode": train.MODES,
+                "train_mode": train.TRAIN_MODES,
+                "optimizer": train.OPTIMIZERS,
+                "mixed_precision": train.MIXED_PRECISION,
+                "learning_rate_scaling": ("linear", "sqrt"),
+            }[field.name]
+            flags.DEFINE_enum(field.name, field.default, allowed, help_text)
+        elif kind is tuple:
+            flags.DEFINE_list(field.name, list(field.default), help_text)
+        elif kind is bool:
+            flags.DEFINE_bool(field.name, field.default, help_text)
+        elif kind is int:
+            flags.DEFINE_integer(field.name, field.default, help_text)
+        elif kind is float:
+            flags.DEFINE_float(field.name, field.default, help_text)
+        else:
+            flags.DEFINE_string(field.name, field.default, help_text)
+
+
+def _config_from_flags():
+    from keras_simclr import train
+
+    values = {}
+    for field in dataclasses.fields(train.Config):
+        value = flags.FLAGS[field.name].value
+        if isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return train.Config(**values)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    from keras_simclr import train
+
+    logging.set_verbosity(logging.INFO)
+    try:
+        config = _config_from_flags()
+        train.run(config)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"simclr: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    """Entry point of the `simclr` console script and `python -m keras_simclr`."""
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,549 @@
+"""The whole job: pretrain SimCLR, then evaluate the representation; resumable.
+
+The command line (`keras_simclr.cli`) turns flags into a `Config` and calls `run`;
+a user script can do the same without flags.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from keras_simclr import augment
+from keras_simclr import data
+from keras_simclr import distribute
+from keras_simclr import evaluation
+from keras_simclr import models
+from keras_simclr import optimizers
+
+log = logging.getLogger("keras_simclr")
+
+MODES = ("train", "eval", "train_then_eval")
+TRAIN_MODES = ("pretrain", "finetune")
+OPTIMIZERS = ("lars", "momentum", "adam")
+MIXED_PRECISION = ("auto", "off", "bfloat16", "float16")
+EVAL_PROTOCOLS = ("linear", "knn")
+
+# Fields that fix the shapes of the saved variables: a model_dir written with other
+# values holds checkpoints this run cannot continue.
+ARCHITECTURE_FIELDS = (
+    "dataset",
+    "image_size",
+    "resnet_depth",
+    "width_multiplier",
+    "sk_ratio",
+    "proj_out_dim",
+    "num_proj_layers",
+    "lineareval_while_pretraining",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Configuration of a SimCLR run; names follow the reference `run.py` flags.
+
+    The defaults are the main job: Fashion-MNIST from local files, a quarter-width
+    ResNet-18, a few minutes on 2 CPU cores, then a linear evaluation.
+    """
+
+    mode: str = "train_then_eval"
+    train_mode: str = "pretrain"
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    train_split: str = "train"
+    eval_split: str = "test"
+    image_size: int | None = None
+    train_batch_size: int = 256
+    train_epochs: int = 1
+    train_steps: int = 0
+    eval_batch_size: int = 512
+    learning_rate: float = 0.3
+    learning_rate_scaling: str = "linear"
+    warmup_epochs: float = 0.2
+    weight_decay: float = 1e-6
+    optimizer: str = "lars"
+    momentum: float = 0.9
+    temperature: float = 0.2
+    resnet_depth: int = 18
+    width_multiplier: float = 0.25
+    sk_ratio: float = 0.0
+    proj_out_dim: int = 128
+    num_proj_layers: int = 2
+    global_bn: bool = True
+    color_jitter_strength: float | None = None
+    use_blur: bool | None = None
+    augment_in_model: bool = False
+    lineareval_while_pretraining: bool = True
+    eval_protocols: tuple = ("linear", "knn")
+    finetune_label_fraction: float = 0.1
+    finetune_epochs: int = 10
+    model_dir: str = "runs/fashion_mnist"
+    checkpoint_epochs: int = 1
+    checkpoint_steps: int = 0
+    keep_checkpoint_max: int = 3
+    strategy: str = "auto"
+    cpu_devices: int = 0
+    tpu_name: str | None = None
+    mixed_precision: str = "auto"
+    jit_compile: bool = False
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        _one_of("mode", self.mode, MODES)
+        _one_of("train_mode", self.train_mode, TRAIN_MODES)
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _one_of("learning_rate_scaling", self.learning_rate_scaling, ("linear", "sqrt"))
+        for protocol in self.eval_protocols:
+            _one_of("eval_protocols", protocol, EVAL_PROTOCOLS)
+        for name in ("train_batch_size", "eval_batch_size", "keep_checkpoint_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
+        if self.train_epochs < 1 and self.train_steps < 1:
+            raise ValueError(
+                "Set `train_epochs` or `train_steps` to a positive number. Received: "
+                f"train_epochs={self.train_epochs}, train_steps={self.train_steps}"
+            )
+        if not self.temperature > 0:
+            raise ValueError(
+                f"`temperature` must be > 0. Received: temperature={self.temperature}"
+            )
+        if not self.learning_rate > 0:
+            raise ValueError(
+                f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}"
+            )
+        if self.image_size is not None and self.image_size < 8:
+            raise ValueError(
+                f"`image_size` must be >= 8 pixels. Received: image_size={self.image_size}"
+            )
+        if self.cpu_devices < 0:
+            raise ValueError(f"`cpu_devices` must be >= 0. Received: cpu_devices={self.cpu_devices}")
+        if not 0 < self.finetune_label_fraction <= 1:
+            raise ValueError(
+                "`finetune_label_fraction` must be in (0, 1]. Received: "
+                f"finetune_label_fraction={self.finetune_label_fraction}"
+            )
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def _one_of(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
+
+
+# Set-up ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the data set and the configuration imply: sizes and step counts."""
+
+    info: data.DatasetInfo
+    image_size: int
+    channels: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    preset: str
+
+
+def plan(config):
+    """Resolves the data set and derives image size, steps and augmentation preset."""
+    info = data.info(config.dataset, config.train_split, data_dir=config.data_dir)
+    height, width, channels = info.image_shape
+    native = min(height, width) if height and width else None
+    image_size = config.image_size or native or 224
+    if native and image_size > native:
+        raise ValueError(
+            f"`image_size`={image_size} is larger than the {height}x{width} images of "
+            f"{config.dataset!r}: random crops would only upsample. Use "
+            f"--image_size={native} or smaller."
+        )
+    steps_per_epoch = info.num_examples // config.train_batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"`train_batch_size`={config.train_batch_size} is larger than the "
+            f"{info.num_examples} training examples of {config.dataset!r}."
+        )
+    total_steps = config.train_steps or config.train_epochs * steps_per_epoch
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    if channels == 1:
+        preset = "grayscale"
+    elif image_size <= 64:
+        preset = "cifar"
+    else:
+        preset = "imagenet"
+    return Plan(info, image_size, channels, steps_per_epoch, total_steps, warmup_steps, preset)
+
+
+def _cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def mixed_precision_policy(setting):
+    """The Keras dtype policy for `setting` ("auto": bf16 where the hardware has it)."""
+    if setting == "auto":
+        has_bf16 = tf.config.list_logical_devices("TPU") or _cpu_has_bf16()
+        return "mixed_bfloat16" if has_bf16 else "float32"
+    return {"off": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[setting]
+
+
+def build_augmenter(config, plan_):
+    return augment.SimCLRAugment(
+        plan_.image_size,
+        preset=plan_.preset,
+        color_jitter_strength=config.color_jitter_strength,
+        blur=config.use_blur,
+        seed=config.seed,
+    )
+
+
+def build_model(config, plan_):
+    """The SimCLR model of `config`, built under the current strategy scope."""
+    encoder = models.resnet(
+        depth=config.resnet_depth,
+        width_multiplier=config.width_multiplier,
+        input_shape=(plan_.image_size, plan_.image_size, plan_.channels),
+        sk_ratio=config.sk_ratio,
+        synchronized_bn=config.global_bn,
+        name="encoder",
+    )
+    head = models.projection_head(
+        encoder.output_shape[-1],
+        num_layers=config.num_proj_layers,
+        output_dim=config.proj_out_dim,
+        synchronized_bn=config.global_bn,
+        name="projection_head",
+    )
+    return models.SimCLR(
+        encoder,
+        head,
+        augmenter=build_augmenter(config, plan_) if config.augment_in_model else None,
+        temperature=config.temperature,
+        num_classes=plan_.info.num_classes if config.lineareval_while_pretraining else None,
+    )
+
+
+def build_optimizer(config, plan_):
+    base = optimizers.scaled_learning_rate(
+        config.learning_rate, config.train_batch_size, config.learning_rate_scaling
+    )
+    schedule = optimizers.WarmupCosineDecay(base, plan_.warmup_steps, plan_.total_steps)
+    if config.optimizer == "lars":
+        return optimizers.LARS(
+            schedule, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "momentum":
+        return keras.optimizers.SGD(
+            schedule, momentum=config.momentum, nesterov=True,
+            weight_decay=config.weight_decay or None,
+        )
+    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+
+
+# Checkpoints and resume ----------------------------------------------------------
+
+
+class _Checkpointer(keras.callbacks.Callback):
+    """Saves a `tf.train.Checkpoint` every N steps and/or epochs.
+
+    TensorFlow writes checkpoint data under temporary names and publishes the
+    `checkpoint` index file atomically, so a run killed mid-save resumes from the
+    previous complete checkpoint.
+    """
+
+    def __init__(self, manager, every_steps, every_epochs):
+        super().__init__()
+        self.manager = manager
+        self.every_steps = every_steps
+        self.every_epochs = every_epochs
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and self._step() % self.every_steps == 0:
+            self.manager.save(checkpoint_number=self._step())
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
+            self.manager.save(checkpoint_number=self._step())
+
+
+def _check_model_dir(config):
+    """Refuses a model_dir that holds a run of another architecture."""
+    path = os.path.join(config.model_dir, "config.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        previous = json.load(f)
+    current = dataclasses.asdict(config)
+    different = {
+        k: (previous.get(k), current[k])
+        for k in ARCHITECTURE_FIELDS
+        if k in previous and previous[k] != current[k]
+    }
+    if different:
+        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in different.items())
+        raise ValueError(
+            f"model_dir {config.model_dir!r} holds a run of a different architecture "
+            f"({detail}). Use another --model_dir, or the same settings to resume it; "
+            "nothing was overwritten."
+        )
+
+
+def _write_atomic(path, text):
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _save_atomic(model, path):
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, ".tmp-" + os.path.basename(path))
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _epoch_segments(start_step, total_steps, steps_per_epoch):
+    """Splits steps [start_step, total_steps) into fit() calls over whole epochs.
+
+    A resumed run can start mid-epoch and the last epoch can be partial; each
+    segment is (initial_epoch, epochs, steps_per_epoch, first_step).
+    """
+    segments = []
+    step = start_step
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        offset = step % steps_per_epoch
+        if offset:
+            steps = min(steps_per_epoch - offset, total_steps - step)
+            segments.append((epoch, epoch + 1, steps, step))
+            step += steps
+            continue
+        full = (total_steps - step) // steps_per_epoch
+        if full:
+            segments.append((epoch, epoch + full, steps_per_epoch, step))
+            step += full * steps_per_epoch
+        else:
+            segments.append((epoch, epoch + 1, total_steps - step, step))
+            step = total_steps
+    return segments
+
+
+def resolve_strategy(config):
+    """The strategy of `config`; `cpu_devices` mirrors over that many CPU devices."""
+    if config.cpu_devices:
+        if config.strategy not in ("auto", "mirrored"):
+            raise ValueError(
+                "`cpu_devices` mirrors over logical CPU devices, so it needs "
+                f"strategy 'mirrored' (or 'auto'). Received: strategy={config.strategy!r}"
+            )
+        devices = distribute.split_cpu(config.cpu_devices)
+        return distribute.resolve_strategy("mirrored", devices=devices)
+    return distribute.resolve_strategy(config.strategy, tpu_name=config.tpu_name)
+
+
+def pretrain(config):
+    """Pretrains SimCLR as `config` says, resuming from `model_dir` when possible.
+
+    Returns:
+        The trained `SimCLR` model and the training history (dict of lists).
+    """
+    strategy = resolve_strategy(config)  # first: splitting the CPU precedes any op
+    plan_ = plan(config)
+    _check_model_dir(config)
+    replicas = strategy.num_replicas_in_sync
+    distribute.per_replica_batch_size(config.train_batch_size, replicas)
+    keras.mixed_precision.set_global_policy(mixed_precision_policy(config.mixed_precision))
+    keras.utils.set_random_seed(config.seed)
+    os.makedirs(config.model_dir, exist_ok=True)
+
+    with strategy.scope():
+        model = build_model(config, plan_)
+        model.compile(optimizer=build_optimizer(config, plan_), jit_compile=config.jit_compile)
+        model._build_optimizers()
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(
+        checkpoint,
+        os.path.join(config.model_dir, "checkpoints"),
+        max_to_keep=config.keep_checkpoint_max,
+    )
+    if manager.latest_checkpoint:
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise ValueError(
+                f"The checkpoint {manager.latest_checkpoint!r} does not match this "
+                f"model ({error}). Use another --model_dir; nothing was overwritten."
+            ) from None
+    _write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
+    start = int(model.optimizer.iterations.numpy())
+    print(
+        f"Pretraining on {config.dataset!r} on {replicas} replica{'s' if replicas > 1 else ''} "
+        f"({type(strategy).__name__}): {plan_.total_steps} steps of global batch "
+        f"{config.train_batch_size}, {plan_.image_size}px views, "
+        f"{keras.mixed_precision.global_policy().name}",
+        flush=True,
+    )
+    if start:
+        log.info("Resuming from step %d of %d", start, plan_.total_steps)
+        print(f"Resuming from step {start} of {plan_.total_steps}", flush=True)
+
+    source = data.load(
+        config.dataset, config.train_split, data_dir=config.data_dir,
+        image_size=plan_.image_size,
+    )
+    host_augment = None if config.augment_in_model else build_augmenter(config, plan_)
+    callbacks = [
+        _Checkpointer(manager, config.checkpoint_steps, config.checkpoint_epochs),
+        keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")),
+        keras.callbacks.CSVLogger(os.path.join(config.model_dir, "history.csv"), append=True),
+    ]
+    history = {}
+    started = time.time()
+    for initial_epoch, epochs, steps, first_step in _epoch_segments(
+        start, plan_.total_steps, plan_.steps_per_epoch
+    ):
+
+        options = dict(
+            augment=host_augment,
+            seed=config.seed + first_step,
+            labels=config.lineareval_while_pretraining,
+        )
+        dataset = (
+            data.distributed_pretraining_dataset(
+                strategy, source, config.train_batch_size, **options
+            )
+            if replicas > 1
+            else data.pretraining_dataset(source, config.train_batch_size, **options)
+        )
+        result = model.fit(
+            dataset,
+            initial_epoch=initial_epoch,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+    if int(model.optimizer.iterations.numpy()) > start:
+        manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+    seconds = time.time() - started
+    _save_atomic(model, os.path.join(config.model_dir, "model.keras"))
+    _save_atomic(model.encoder, os.path.join(config.model_dir, "encoder.keras"))
+    steps_run = plan_.total_steps - start
+    if steps_run:
+        images_per_second = steps_run * config.train_batch_size / seconds
+        print(
+            f"Pretrained {steps_run} steps in {seconds:.0f} s "
+            f"({images_per_second:.0f} images/s, two views each)",
+            flush=True,
+        )
+    return model, history
+
+
+def evaluate(config, encoder=None):
+    """Evaluates the encoder saved in `model_dir` (or the one given) on `config`.
+
+    Returns:
+        A list of `keras_simclr.evaluation.EvaluationResult`.
+    """
+    plan_ = plan(config)
+    if plan_.info.num_classes is None:
+        raise ValueError(
+            f"{config.dataset!r} has no labels, so it cannot be evaluated; pass a "
+            "labelled --dataset for evaluation."
+        )
+    if encoder is None:
+        path = os.path.join(config.model_dir, "encoder.keras")
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"No trained encoder at {path!r}: run with --mode=train (or "
+                "train_then_eval) first, or point --model_dir at a finished run."
+            )
+        encoder = keras.models.load_model(path)
+    # The reference centre-crops evaluation images only above CIFAR size.
+    preprocess = (
+        augment.CenterCropResize(plan_.image_size, plan_.image_size)
+        if plan_.image_size > 32
+        else None
+    )
+    train, test = (
+        data.evaluation_dataset(
+            data.load(config.dataset, split, data_dir=config.data_dir, image_size=plan_.image_size),
+            config.eval_batch_size,
+        )
+        for split in (config.train_split, config.eval_split)
+    )
+    results = []
+    common = dict(preprocess=preprocess, dataset_name=config.dataset)
+    if "linear" in config.eval_protocols:
+        results.append(evaluation.linear_eval(encoder, train, test, seed=config.seed, **common))
+    if "knn" in config.eval_protocols:
+        # k=200 as usual, unless the training split is smaller than that.
+        k = min(200, plan_.info.num_examples)
+        results.append(evaluation.knn_eval(encoder, train, test, k=k, **common))
+    if config.train_mode == "finetune":
+        results.append(
+            evaluation.fine_tune(
+                encoder, train, test, label_fraction=config.finetune_label_fraction,
+                epochs=config.finetune_epochs, seed=config.seed, **common,
+            )
+        )
+    evaluation.write_results(results, os.path.join(config.model_dir, "results.json"))
+    return results
+
+
+def run(config):
+    """Runs `config.mode`: train, eval, or train_then_eval. Returns the results."""
+    encoder = None
+    history = None
+    if config.mode in ("train", "train_then_eval"):
+        model, history = pretrain(config)
+        encoder = model.encoder
+    results = []
+    if config.mode in ("eval", "train_then_eval"):
+        results = evaluate(config, encoder)
+        print(evaluation.format_table(results), flush=True)
+        _pictures(config, encoder)
+    return results
+
+
+def _pictures(config, encoder):
+    """Training curves and a 2-D embedding of the test set, as PNGs in model_dir."""
+    curves = os.path.join(config.model_dir, "history.csv")
+    try:
+        if os.path.exists(curves):
+            evaluation.plot_training_curves(curves, os.path.join(config.model_dir, "curves.png"))
+        if encoder is None:
+            encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
+        test = data.evaluation_dataset(
+            data.load(
+                config.dataset, config.eval_split, data_dir=config.data_dir,
+                image_size=plan(config).image_size,
+            ),
+            config.eval_batch_size,
+        )
+        evaluation.plot_embedding(
+            encoder, test, os.path.join(config.model_dir, "embedding.png"), method="pca"
+        )
+    except ImportError as error:
+        log.warning("No pictures: %s", error)

@@ -1,0 +1,199 @@
+"""The `simclr` command line and `keras_simclr.train`: the whole job, resume, bad input."""
+
+import hashlib
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+import tensorflow_datasets as tfds
+
+from idx_files import write_real_subset
+from keras_simclr import evaluation
+from keras_simclr import train
+
+# The smallest configuration that still runs every piece of the job.
+TINY = [
+    "--train_batch_size=64",
+    "--width_multiplier=0.125",
+    "--proj_out_dim=16",
+    "--eval_batch_size=256",
+    "--mixed_precision=off",
+    "--verbose=2",
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_real_subset(tmp_path_factory.mktemp("fashion_mnist"), sizes=(512, 256))
+
+
+def _simclr(*flags, wait=True, timeout=600):
+    command = [sys.executable, "-m", "keras_simclr", *flags]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _digest(directory):
+    """A fingerprint of every file under `directory` (names, sizes and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(pathlib.Path(directory).rglob("*")):
+        if path.is_file():
+            digest.update(str(path).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.e2e
+def test_main_job_end_to_end(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    result = _simclr(*TINY, f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--train_steps=6")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in (
+        "config.json", "model.keras", "encoder.keras", "results.json", "history.csv",
+        "curves.png", "embedding.png",
+    ):
+        assert (model_dir / name).stat().st_size > 0, name
+    assert list((model_dir / "checkpoints").glob("ckpt-6.index"))
+    assert list((model_dir / "logs").rglob("events.out.tfevents.*"))
+    assert json.loads((model_dir / "config.json").read_text())["train_steps"] == 6
+    results = {r.protocol: r for r in evaluation.read_results(model_dir / "results.json")}
+    assert {"linear (lbfgs)", "knn (k=200, T=0.1)"} <= set(results)
+    for record in results.values():
+        assert 0.1 < record.accuracy <= 1.0  # better than chance on real data
+        assert record.num_test == 256
+    assert "Pretrained 6 steps" in result.stdout
+    assert "linear (lbfgs)" in result.stdout  # the results table
+    encoder = keras.models.load_model(model_dir / "encoder.keras")
+    assert encoder.output_shape == (None, 64)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_last_checkpoint(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    flags = [
+        *TINY, f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--train_steps=40",
+        "--checkpoint_steps=4", "--mode=train",
+    ]
+    process = _simclr(*flags, wait=False)
+    index = model_dir / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if index.exists() and "ckpt-8" in index.read_text():
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (model_dir / "model.keras").exists()
+
+    result = _simclr(*flags)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    resumed = [line for line in result.stdout.splitlines() if line.startswith("Resuming from step")]
+    assert len(resumed) == 1, result.stdout
+    step = int(resumed[0].split()[3])
+    assert step >= 8 and step % 4 == 0 and resumed[0].endswith("of 40")
+    assert f"Pretrained {40 - step} steps" in result.stdout
+    restored = keras.models.load_model(model_dir / "model.keras")
+    assert int(restored.optimizer.iterations.numpy()) == 40
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset=no_such_dataset"], "no_such_dataset"),
+        (["--data_dir=/no/such/dir"], "/no/such/dir"),
+        (["--image_size=64"], "larger than the 28x28 images"),
+        (["--temperature=0"], "temperature"),
+        (["--train_batch_size=63", "--cpu_devices=2"], "multiple of the number of replicas"),
+    ],
+)
+def test_bad_input_fails_clearly_and_writes_nothing(data_dir, tmp_path, flags, message):
+    model_dir = tmp_path / "run"
+    base = [*TINY, f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--train_steps=2"]
+    result = _simclr(*base, *flags)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert not model_dir.exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_model_dir_of_another_architecture_is_refused_untouched(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    base = [*TINY, f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--train_steps=2", "--mode=train"]
+    assert _simclr(*base).returncode == 0
+    before = _digest(model_dir)
+    result = _simclr(*base, "--width_multiplier=0.25")
+    assert result.returncode != 0
+    assert "different architecture" in result.stderr and "width_multiplier" in result.stderr
+    assert _digest(model_dir) == before
+
+
+@pytest.mark.distributed
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_pretrain_mirrored_over_two_cpus(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    result = _simclr(
+        *TINY, f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--train_steps=3",
+        "--train_batch_size=32", "--cpu_devices=2", "--mode=train",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "on 2 replicas (MirroredStrategy)" in result.stdout
+    model = keras.models.load_model(model_dir / "model.keras")
+    assert int(model.optimizer.iterations.numpy()) == 3
+
+
+def test_tfds_dataset_through_the_job(tmp_path):
+    """The real tfds code path (download replaced by tfds' mock data)."""
+    config = train.Config(
+        dataset="cifar10", model_dir=str(tmp_path / "run"), train_steps=2,
+        train_batch_size=16, width_multiplier=0.125, proj_out_dim=16,
+        eval_batch_size=64, mixed_precision="off", verbose=0, eval_protocols=("knn",),
+    )
+    with tfds.testing.mock_data(num_examples=64):
+        results = train.run(config)
+    assert [r.protocol for r in results] == ["knn (k=64, T=0.1)"]
+    assert results[0].num_test == 64
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mode": "fly"}, "mode"),
+        ({"temperature": -1.0}, "temperature"),
+        ({"train_epochs": 0, "train_steps": 0}, "train_epochs"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
+        ({"image_size": 4}, "image_size"),
+    ],
+)
+def test_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train.Config(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "start, total, per_epoch, expected",
+    [
+        (0, 10, 5, [(0, 2, 5, 0)]),
+        (3, 10, 5, [(0, 1, 2, 3), (1, 2, 5, 5)]),
+        (0, 7, 5, [(0, 1, 5, 0), (1, 2, 2, 5)]),
+        (6, 7, 5, [(1, 2, 1, 6)]),
+        (10, 10, 5, []),
+    ],
+)
+def test_epoch_segments_cover_the_remaining_steps(start, total, per_epoch, expected):
+    segments = train._epoch_segments(start, total, per_epoch)
+    assert segments == expected
+    assert sum(steps * (end - begin) for begin, end, steps, _ in segments) == total - start
