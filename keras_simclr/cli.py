@@ -54,7 +54,7 @@ _HELP = {
     "mixed_precision": "auto (bf16 where the hardware has it), off, bfloat16, float16.",
     "jit_compile": "Compile the training step with XLA.",
     "seed": "Random seed of initialisation, shuffling and augmentation.",
-    "verbose": "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.",
+    "verbose": "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch; default: 1 on a terminal, else 2.",
 }
 
 

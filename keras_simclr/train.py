@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 
@@ -93,7 +94,7 @@ class Config:
     mixed_precision: str = "auto"
     jit_compile: bool = False
     seed: int = 0
-    verbose: int = 1
+    verbose: int | None = None
 
     def __post_init__(self):
         _one_of("mode", self.mode, MODES)
@@ -306,6 +307,13 @@ def _check_model_dir(config):
         )
 
 
+def _verbosity(verbose):
+    """Keras' progress bar on a terminal, one line per epoch in logs."""
+    if verbose is None:
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
 def _write_atomic(path, text):
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -440,7 +448,8 @@ def pretrain(config):
             epochs=epochs,
             steps_per_epoch=steps,
             callbacks=callbacks,
-            verbose=config.verbose,
+            shuffle=False,  # the dataset is shuffled, seeded by the step
+            verbose=_verbosity(config.verbose),
         )
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)

@@ -1,9 +1,13 @@
 """The package as users install it: version, public API, metadata."""
 
 import configparser
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
+import pytest
 import tensorflow as tf
 
 import keras_simclr
@@ -35,3 +39,32 @@ def test_readme_commands_match_ci():
         assert f"\n{command}\n" in readme, command
         assert f"\n{command}\n" in ci, command
     assert "\nmake run\n" in readme
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = wheels.glob("keras_simclr-*.whl")
+    venv = tmp_path / "venv"
+    # The heavy dependencies come from this interpreter; the package only from the wheel.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+        check=True, capture_output=True, timeout=300,
+    )
+    result = subprocess.run(
+        [str(python), "-c", "import keras_simclr; print(keras_simclr.__version__, keras_simclr.__file__)"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    version, path = result.stdout.split()
+    assert version == keras_simclr.__version__
+    assert str(venv) in path
+    assert (venv / "bin" / "simclr").exists()
