@@ -103,7 +103,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     from keras_simclr import train
 
-    logging.set_verbosity(logging.INFO)
+    logging.set_verbosity(logging.WARNING)
     try:
         config = _config_from_flags()
         train.run(config)

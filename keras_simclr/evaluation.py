@@ -283,7 +283,9 @@ def linear_eval(
       no weight decay, for `epochs` epochs.
 
     Args:
-        encoder: a `keras.Model` mapping [0, 1] image batches to features `(batch, dim)`.
+        encoder: a `keras.Model` mapping [0, 1] image batches to features `(batch, dim)`,
+            or `None` when the data already hold features: `(features, labels)` NumPy
+            arrays from `extract_features` (extract once, evaluate several ways).
         train_data: `(images, labels)` NumPy arrays or a `tf.data.Dataset` of batches.
         test_data: the same, for the reported accuracy.
         solver: `"lbfgs"` or `"sgd"`.
@@ -309,7 +311,7 @@ def linear_eval(
     >>> result = linear_eval(encoder, (images, labels), (images, labels))
     """
     start = time.perf_counter()
-    _check_encoder(encoder)
+    _check_encoder_or_features(encoder)
     train_data = _check_data(train_data, "train_data")
     test_data = _check_data(test_data, "test_data")
     if solver not in ("lbfgs", "sgd"):
@@ -332,8 +334,8 @@ def linear_eval(
         _check_positive_int(epochs, "epochs")
         learning_rate = _default_learning_rate(learning_rate, 0.1, batch_size)
 
-    train_h, train_y = _extract(encoder, train_data, preprocess, batch_size)
-    test_h, test_y = _extract(encoder, test_data, preprocess, batch_size)
+    train_h, train_y = _features(encoder, train_data, preprocess, batch_size)
+    test_h, test_y = _features(encoder, test_data, preprocess, batch_size)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     if np.unique(train_y).size < 2:
         raise ValueError("`train_data` must hold at least 2 classes for a classifier.")
@@ -547,7 +549,9 @@ def knn_eval(
     time, so a 10k x 60k similarity matrix never has to fit in memory.
 
     Args:
-        encoder: a `keras.Model` mapping [0, 1] image batches to features `(batch, dim)`.
+        encoder: a `keras.Model` mapping [0, 1] image batches to features `(batch, dim)`,
+            or `None` when the data already hold `(features, labels)` NumPy arrays
+            (from `extract_features`).
         train_data: `(images, labels)` NumPy arrays or a `tf.data.Dataset` of batches;
             the neighbours are taken from it.
         test_data: the same, for the reported accuracy.
@@ -570,7 +574,7 @@ def knn_eval(
     >>> result = knn_eval(encoder, (images, labels), (images, labels), k=10)
     """
     start = time.perf_counter()
-    _check_encoder(encoder)
+    _check_encoder_or_features(encoder)
     train_data = _check_data(train_data, "train_data")
     test_data = _check_data(test_data, "test_data")
     _check_positive_int(k, "k")
@@ -579,13 +583,13 @@ def knn_eval(
     _check_positive_int(batch_size, "batch_size")
     _check_positive_int(chunk_size, "chunk_size")
 
-    train_h, train_y = _extract(encoder, train_data, preprocess, batch_size)
+    train_h, train_y = _features(encoder, train_data, preprocess, batch_size)
     if k > train_y.size:
         raise ValueError(
             f"`k` must be at most the number of training examples ({train_y.size}). "
             f"Received: k={k}"
         )
-    test_h, test_y = _extract(encoder, test_data, preprocess, batch_size)
+    test_h, test_y = _features(encoder, test_data, preprocess, batch_size)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     scores = _knn_scores(train_h, train_y, test_h, num_classes, k, temperature, chunk_size)
     return EvaluationResult(
@@ -1313,6 +1317,28 @@ def _check_results(results):
                 f"{type(result).__name__}"
             )
     return results
+
+
+def _check_encoder_or_features(encoder):
+    if encoder is not None:
+        _check_encoder(encoder)
+
+
+def _features(encoder, data, preprocess, batch_size):
+    """Features of checked data: extracted by `encoder`, or the data themselves."""
+    if encoder is not None:
+        return _extract(encoder, data, preprocess, batch_size)
+    if isinstance(data, tf.data.Dataset) or np.asarray(data[0]).ndim != 2:
+        raise ValueError(
+            "With `encoder=None` the data must be `(features, labels)` NumPy arrays "
+            "with 2-D features, e.g. from `extract_features`. Received "
+            + (
+                "a tf.data.Dataset."
+                if isinstance(data, tf.data.Dataset)
+                else f"features of shape {np.asarray(data[0]).shape}."
+            )
+        )
+    return np.asarray(data[0], np.float32), data[1]
 
 
 def _check_encoder(encoder):

@@ -503,18 +503,26 @@ def evaluate(config, encoder=None):
         for split in (config.train_split, config.eval_split)
     )
     results = []
-    common = dict(preprocess=preprocess, dataset_name=config.dataset)
+    common = dict(dataset_name=config.dataset)
+    # Features once, in inference mode; every protocol on frozen features reuses them.
+    train_features, test_features = (
+        evaluation.extract_features(encoder, split, preprocess, config.eval_batch_size)
+        for split in (train, test)
+    )
     if "linear" in config.eval_protocols:
-        results.append(evaluation.linear_eval(encoder, train, test, seed=config.seed, **common))
+        results.append(
+            evaluation.linear_eval(None, train_features, test_features, seed=config.seed, **common)
+        )
     if "knn" in config.eval_protocols:
         # k=200 as usual, unless the training split is smaller than that.
         k = min(200, plan_.info.num_examples)
-        results.append(evaluation.knn_eval(encoder, train, test, k=k, **common))
+        results.append(evaluation.knn_eval(None, train_features, test_features, k=k, **common))
     if config.train_mode == "finetune":
         results.append(
             evaluation.fine_tune(
                 encoder, train, test, label_fraction=config.finetune_label_fraction,
-                epochs=config.finetune_epochs, seed=config.seed, **common,
+                epochs=config.finetune_epochs, seed=config.seed, preprocess=preprocess,
+                **common,
             )
         )
     evaluation.write_results(results, os.path.join(config.model_dir, "results.json"))

@@ -8,6 +8,7 @@ NumPy / scikit-learn references, fine-tuning on copies of the caller's models, a
 """
 
 import doctest
+import functools
 import json
 import logging
 import math
@@ -590,3 +591,22 @@ def test_trained_encoder_beats_a_random_one_on_fashion_mnist():
     assert trained_probe.accuracy > 0.78
     assert random_probe.accuracy > 0.5
     assert supervised.accuracy > 0.7
+
+
+def test_precomputed_features_give_the_same_results_as_the_encoder():
+    rng = np.random.default_rng(3)
+    images = rng.uniform(size=(120, 4, 4, 1)).astype("float32")
+    labels = (images.mean(axis=(1, 2, 3)) > 0.5).astype("int64")
+    encoder = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten()])
+    train, test = (images[:80], labels[:80]), (images[80:], labels[80:])
+    features = [evaluation.extract_features(encoder, split) for split in (train, test)]
+    for protocol in (evaluation.linear_eval, functools.partial(evaluation.knn_eval, k=5)):
+        from_images = protocol(encoder, train, test)
+        from_features = protocol(None, *features)
+        assert from_features.accuracy == from_images.accuracy
+        assert from_features.top5_accuracy == from_images.top5_accuracy
+    dataset = tf.data.Dataset.from_tensor_slices(features[0]).batch(8)
+    with pytest.raises(ValueError, match="encoder=None"):
+        evaluation.linear_eval(None, dataset, features[1])
+    with pytest.raises(ValueError, match="2-D features"):
+        evaluation.knn_eval(None, train, test, k=5)
