@@ -5,9 +5,7 @@ test starts two local worker processes, each running this file as a script
 (`python tests/test_distribute.py --worker ...`).
 """
 
-import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -22,6 +20,7 @@ if __name__ == "__main__":
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import local_cluster  # noqa: E402
 from keras_simclr import distribute  # noqa: E402
 from keras_simclr import losses  # noqa: E402
 
@@ -461,16 +460,6 @@ def test_tpu_strategy_connects_and_initializes_first(monkeypatch, name):
 # Multi-worker --------------------------------------------------------------------
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _run_worker(data_path, output_path):
     """One worker of the multi-worker test: a custom step on its shard, saved.
 
@@ -506,39 +495,12 @@ def test_multi_worker_step_equals_one_device(tmp_path, one_cpu_strategy):
         num_weights=len(initial),
         **{f"weight_{i}": w for i, w in enumerate(initial)},
     )
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    workers = []
-    for index in range(2):
-        env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps(
-            {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        )
-        workers.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    str(data_path),
-                    str(tmp_path / f"worker_{index}.npz"),
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        )
-    outputs = []
-    try:
-        for worker in workers:
-            outputs.append(worker.communicate(timeout=240)[0])
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.communicate()
-    for worker, output in zip(workers, outputs):
-        assert worker.returncode == 0, output[-3000:]
+    local_cluster.run_workers(
+        [
+            [sys.executable, __file__, "--worker", str(data_path), str(tmp_path / f"worker_{index}.npz")]
+            for index in range(2)
+        ]
+    )
 
     for index in range(2):
         result = np.load(tmp_path / f"worker_{index}.npz")
@@ -547,11 +509,6 @@ def test_multi_worker_step_equals_one_device(tmp_path, one_cpu_strategy):
         _assert_same_step(
             result["logs"], weights, expected_logs, expected_weights, initial
         )
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--worker"]:
-        _run_worker(*sys.argv[2:4])
 
 
 def test_split_cpu_returns_the_logical_devices_and_refuses_a_late_resplit():
@@ -564,3 +521,8 @@ def test_split_cpu_returns_the_logical_devices_and_refuses_a_late_resplit():
         distribute.split_cpu(3)
     with pytest.raises(ValueError, match="num_devices"):
         distribute.split_cpu(0)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        _run_worker(*sys.argv[2:4])

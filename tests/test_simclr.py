@@ -1,9 +1,7 @@
 """The SimCLR task model: fit(), distribution, probe, saving, bad input."""
 
-import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -12,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import local_cluster
 from keras_simclr import models
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -270,42 +269,13 @@ def test_mirrored_fit_from_arrays_drops_the_partial_batch(two_cpu_strategy):
     assert model.optimizer.iterations.numpy() == 2
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_multi_worker_fit_matches_one_device(tmp_path):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     script = HERE / "multiworker_fit_worker.py"
-    processes = []
-    for index in range(2):
-        env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, str(script), str(tmp_path / f"worker{index}.npz")],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            )
-        )
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=240)[0].decode())
-    finally:
-        for process in processes:
-            process.kill()
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-3000:]
+    local_cluster.run_workers(
+        [[sys.executable, str(script), str(tmp_path / f"worker{index}.npz")] for index in range(2)]
+    )
     env = dict(os.environ, TF_CONFIG="")
     subprocess.run(
         [sys.executable, str(script), str(tmp_path / "single.npz")],
