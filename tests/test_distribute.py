@@ -6,7 +6,6 @@ test starts two local worker processes, each running this file as a script
 """
 
 import os
-import subprocess
 import sys
 
 import numpy as np
