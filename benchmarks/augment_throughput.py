@@ -4,8 +4,14 @@ Prints images/s of one SimCLR view (ImageNet preset: crop + flip, colour jitter 
 random order per example, colour drop, blur) for batches of 32x32 and 224x224 RGB
 images, made three ways on this machine in the same run:
 
-- `batched`: `dataset.batch(B).map(SimCLRAugment(...))`, the layer on whole batches;
-- `batched_xla`: the same map with the layer inside `tf.function(jit_compile=True)`;
+- `batched`: `dataset.batch(B).map(SimCLRAugment(...))`, the layer on whole batches
+  (its passes run as XLA-compiled kernels, the default `jit_compile=True`);
+- `batched_xla`: the same map with the whole layer inside
+  `tf.function(jit_compile=True)`, as in a model compiled with `jit_compile=True`:
+  XLA then fuses the passes into each other and recomputes them (slow on CPU);
+- `op_by_op` (with `--op-by-op`): the batched map with
+  `SimCLRAugment(..., jit_compile=False)`, every operation a TensorFlow kernel of
+  its own, as on the other Keras backends;
 - `layer_per_image` (with `--layer-per-image`): the same layer mapped over single
   images before batching (parallel map);
 - `per_example`: a straightforward `tf.image` pipeline mapped over single images
@@ -111,7 +117,7 @@ def per_example_view(image, seed, size):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def _pipelines(size, batch_size, layer_per_image=False):
+def _pipelines(size, batch_size, layer_per_image=False, op_by_op=False):
     pool = tf.random.stateless_uniform(
         (batch_size, size, size, 3), (0, size), maxval=256, dtype=tf.int32
     )
@@ -130,19 +136,24 @@ def _pipelines(size, batch_size, layer_per_image=False):
         .map(lambda image, seed: per_example_view(image, seed, size), autotune)
         .batch(batch_size),
     }
+    if op_by_op:
+        uncompiled = SimCLRAugment(size, preset="imagenet", seed=0, jit_compile=False)
+        pipelines["op_by_op"] = images.batch(batch_size).map(uncompiled)
     if layer_per_image:
         single = SimCLRAugment(size, preset="imagenet", seed=0)
         pipelines["layer_per_image"] = images.map(single, autotune).batch(batch_size)
     return pipelines
 
 
-def measure(size, batch_size, batches, rounds, layer_per_image=False):
+def measure(
+    size, batch_size, batches, rounds, layer_per_image=False, op_by_op=False
+):
     """Median images/s of every pipeline over `rounds` alternating rounds.
 
     Each round opens a fresh iterator per pipeline and closes it before the next
     pipeline runs, so that no pipeline computes in the background of another.
     """
-    pipelines = _pipelines(size, batch_size, layer_per_image)
+    pipelines = _pipelines(size, batch_size, layer_per_image, op_by_op)
     rates = {name: [] for name in pipelines}
     for _ in range(rounds):
         for name, dataset in pipelines.items():
@@ -164,20 +175,29 @@ def main():
     parser.add_argument(
         "--layer-per-image", action="store_true", help="also map the layer per image"
     )
+    parser.add_argument(
+        "--op-by-op",
+        action="store_true",
+        help="also map the layer with jit_compile=False",
+    )
     args = parser.parse_args()
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch_size}, "
-        "SimCLRAugment(preset='imagenet'), one view per image"
+        "SimCLRAugment(preset='imagenet'), one view per image, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"{'size':>5} {'pipeline':>15} {'images/s':>10} {'vs per_example':>15}")
     for size in args.sizes:
         large = size >= 128
         batches = (2 if args.quick else 4) if large else (8 if args.quick else 20)
         rounds = 1 if args.quick else 3
-        rates = measure(size, args.batch_size, batches, rounds, args.layer_per_image)
+        rates = measure(
+            size, args.batch_size, batches, rounds, args.layer_per_image, args.op_by_op
+        )
         for name, rate in rates.items():
             ratio = rate / rates["per_example"]
             print(f"{size:>5} {name:>15} {rate:>10.0f} {ratio:>14.2f}x", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -36,19 +36,22 @@ def _binomial_ok(hits, n, p):
     return abs(hits / n - p) <= SIGMAS * math.sqrt(p * (1 - p) / n)
 
 
-def _layers(seed=0):
+def _layers(seed=0, jit_compile=True):
     """One instance of every random layer, all parameters that apply per example."""
+    compile_ = {"jit_compile": jit_compile}
     return {
-        "crop": augment.RandomResizedCrop(12, 12, seed=seed),
-        "jitter": augment.ColorJitter(probability=1.0, seed=seed),
-        "drop": augment.RandomColorDrop(probability=0.5, seed=seed),
-        "blur": augment.RandomGaussianBlur(probability=1.0, seed=seed),
+        "crop": augment.RandomResizedCrop(12, 12, seed=seed, **compile_),
+        "jitter": augment.ColorJitter(probability=1.0, seed=seed, **compile_),
+        "drop": augment.RandomColorDrop(probability=0.5, seed=seed, **compile_),
+        "blur": augment.RandomGaussianBlur(probability=1.0, seed=seed, **compile_),
         "apply": augment.RandomApply(
-            augment.ColorJitter(probability=1.0), probability=0.5, seed=seed
+            augment.ColorJitter(probability=1.0, **compile_), probability=0.5, seed=seed
         ),
-        "simclr": augment.SimCLRAugment(16, seed=seed),
-        "cifar": augment.SimCLRAugment(16, preset="cifar", seed=seed),
-        "grayscale": augment.SimCLRAugment(16, preset="grayscale", seed=seed),
+        "simclr": augment.SimCLRAugment(16, seed=seed, **compile_),
+        "cifar": augment.SimCLRAugment(16, preset="cifar", seed=seed, **compile_),
+        "grayscale": augment.SimCLRAugment(
+            16, preset="grayscale", seed=seed, **compile_
+        ),
     }
 
 
@@ -144,7 +147,8 @@ def test_color_drop_equals_rgb_to_grayscale():
     )
 
 
-@pytest.mark.parametrize("size", [(64, 48), (40, 40)])
+# (100, 4): the radius (5) exceeds the width, so the borders reflect more than once.
+@pytest.mark.parametrize("size", [(64, 48), (40, 40), (100, 4)])
 def test_gaussian_blur_equals_reflect_padded_separable_filter(size):
     height, width = size
     images = _images(4, size)
@@ -429,6 +433,46 @@ def test_two_view_tf_data_pipeline_is_reproducible():
         assert not np.array_equal(a[0], a[1])  # the two views of a batch differ
 
 
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_compiled_kernels_compute_the_op_by_op_views(name):
+    # jit_compile=False runs the same maths op by op, as on backends other than
+    # TensorFlow; the random draws are the same, so the views must be too.
+    images = _input_for(name, size=(24, 20), seed=12)
+    compiled = _layers(seed=81)[name]
+    op_by_op = _layers(seed=81, jit_compile=False)[name]
+    for _ in range(2):
+        np.testing.assert_allclose(
+            compiled(images).numpy(), op_by_op(images).numpy(), atol=1e-5
+        )
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: augment.SimCLRAugment(16, seed=13), (16, 16, 3)),
+        (lambda: augment.CenterCropResize(16, 12), (16, 12, 3)),
+    ],
+)
+def test_images_of_different_sizes_map_one_by_one_before_batching(make, shape):
+    # Decoded ImageNet files have all sizes: mapped before batching, the layer sees
+    # images of unknown height and width, which are not compiled per size.
+    rng = np.random.default_rng(14)
+    images = [
+        (rng.random((height, width, 3)) * 255).astype(np.uint8)
+        for height, width in [(20, 30), (31, 17), (24, 24)]
+    ]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(images),
+        output_signature=tf.TensorSpec((None, None, 3), tf.uint8),
+    )
+    in_data = [view.numpy() for view in dataset.map(make())]
+    eager_layer = make()
+    eager = [eager_layer(image).numpy() for image in images]
+    for a, b in zip(in_data, eager):
+        assert a.shape == b.shape == shape
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["simclr", "grayscale"])
 def test_xla_computes_the_same_views_for_the_same_parameters(name):
@@ -581,6 +625,8 @@ def test_grayscale_preset_needs_one_channel():
         (lambda: augment.SimCLRAugment((8, 0)), "image_size"),
         (lambda: augment.SimCLRAugment(8, preset="stl10"), "preset"),
         (lambda: augment.SimCLRAugment(8, blur="yes"), "blur"),
+        (lambda: augment.SimCLRAugment(8, jit_compile="yes"), "jit_compile"),
+        (lambda: augment.ColorJitter(jit_compile=None), "jit_compile"),
     ],
 )
 def test_invalid_arguments_raise_value_errors_naming_the_argument(make, argument):
@@ -597,6 +643,9 @@ def _serializable_layers():
     layers["v1_fixed_order"] = augment.ColorJitter(0.5, 0.7, False, "simclrv1", seed=3)
     layers["keras_inner"] = augment.RandomApply(
         keras.layers.RandomContrast(0.3, value_range=(0, 1), seed=1), 0.4, seed=2
+    )
+    layers["op_by_op"] = augment.SimCLRAugment(
+        (16, 12), preset="cifar", jit_compile=False, seed=4
     )
     return layers
 
