@@ -239,11 +239,71 @@ class _ImageLayer(BaseImagePreprocessingLayer):
 
         return run
 
+    def _on_subset(self, select, probability, on_subset, on_all):
+        """`on_subset(index, position)` on the examples in `select`, else `on_all()`.
+
+        A stage that changes only the examples in `select` (bool `(B,)`, each
+        drawn with `probability`) does a fraction of the work on a subset of the
+        batch: `index` `(K,)` lists the selected examples (then others, up to K)
+        and `position[b]` is example b's place in it. K is a fixed capacity, the
+        expected count plus four standard deviations, so that shapes stay static
+        (one XLA compilation, TPU-friendly); when more examples than that are
+        selected, which is rare, `on_all()` runs instead. Both return the stage's
+        result for the whole batch.
+        """
+        if not 0.0 < probability < 1.0:
+            return on_all()
+        np_ = self.backend.numpy
+        batch = select.shape[0]
+        if batch is None:
+            batch = self.backend.core.shape(select)[0]
+            expected = self.backend.cast(batch, _FLOAT) * probability
+            spread = 4.0 * np_.sqrt(expected * (1.0 - probability))
+            capacity = self.backend.cast(np_.ceil(expected + spread), "int32") + 1
+            capacity = np_.minimum(capacity, batch)
+        else:
+            spread = 4.0 * math.sqrt(batch * probability * (1.0 - probability))
+            capacity = math.ceil(batch * probability + spread) + 1
+            if capacity >= batch:
+                return on_all()
+        examples = np_.arange(batch, dtype="int32")
+        selected = self.backend.cast(select, "int32")
+        # Selected examples first, each group in batch order.
+        index = np_.argsort(examples + (1 - selected) * batch)[:capacity]
+        index = self.backend.cast(index, "int32")
+        position = np_.maximum(np_.cumsum(selected) - 1, 0)
+        return self.backend.core.cond(
+            np_.sum(selected) <= capacity,
+            lambda: on_subset(index, position),
+            on_all,
+        )
+
     def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(self._standardize_images(inputs), *args, **kwargs)
+        images = self._standardize_images(inputs)
+        if (
+            keras.backend.standardize_dtype(images.dtype) == "uint8"
+            and not isinstance(images, keras.KerasTensor)
+            and backend_utils.in_tf_graph()
+        ):
+            # In a TensorFlow graph (tf.data) Keras' data layers cast their inputs
+            # to the compute dtype, which would turn bytes into floats in [0, 255]:
+            # run the layer as they do there, minus that cast.
+            self.backend.set_backend("tensorflow")
+            convert_input_args = self._convert_input_args
+            self._convert_input_args = False
+            try:
+                return keras.layers.Layer.__call__(self, images, *args, **kwargs)
+            finally:
+                self.backend.reset()
+                self._convert_input_args = convert_input_args
+        return super().__call__(images, *args, **kwargs)
+
+    # Whether `transform_images` takes `uint8` images as they are.
+    _READS_UINT8 = False
 
     def _standardize_images(self, images):
-        """Checks rank, channels and dtype; converts `uint8` to floats in [0, 1]."""
+        """Checks rank, channels and dtype; converts `uint8` to floats in [0, 1]
+        unless the layer reads them itself."""
         name = type(self).__name__
         if isinstance(images, dict):
             raise ValueError(
@@ -273,7 +333,9 @@ class _ImageLayer(BaseImagePreprocessingLayer):
         except ValueError:
             dtype = str(images.dtype)
         if dtype == "uint8":
-            return self._uint8_to_unit_float(images)
+            # Layers that resize read the bytes themselves (a quarter of the
+            # memory traffic of a float copy); the others convert them here.
+            return images if self._READS_UINT8 else self._uint8_to_unit_float(images)
         if not dtype.startswith(("float", "bfloat")):
             raise ValueError(
                 f"{name} expects float images in [0, 1] or uint8 images in "
@@ -429,13 +491,14 @@ def _bicubic_taps(backend, start, size, output_size, input_size, flip=None):
     return indices, weights
 
 
-def _gather_taps(backend, images, indices, weights, axis):
+def _gather_taps(backend, images, indices, weights, axis, divisor=None):
     """`sum_k weights[b, o, k] * images[b, ..., indices[b, o, k], ...]` along `axis`
     (1 or 2) of `(B, A1, A2, C)` images: `(B, O, A2, C)` or `(B, A1, O, C)`.
 
     The leading axes are folded into the gathered one, so that every tap is one
     plain gather (of whole rows along axis 1, of pixels along axis 2) for the whole
-    batch, fast with and without XLA on every backend.
+    batch, fast with and without XLA on every backend. With `divisor`, the
+    gathered values are cast to float32 and divided by it first.
     """
     np_ = backend.numpy
     batch, first, second, channels = backend.core.shape(images)
@@ -456,6 +519,8 @@ def _gather_taps(backend, images, indices, weights, axis):
     result = None
     for tap in range(4):
         gathered = np_.take(flat, np_.reshape(base + indices[..., tap], (-1,)), axis=0)
+        if divisor is not None:
+            gathered = backend.cast(gathered, _FLOAT) / divisor
         weight = weights[..., tap]
         weight = weight[:, :, None, None] if axis == 1 else weight[..., None]
         term = np_.reshape(gathered, output_shape) * weight
@@ -463,9 +528,10 @@ def _gather_taps(backend, images, indices, weights, axis):
     return result
 
 
-def _resize_rows_kernel(backend, images, indices, weights):
-    """Resizes `(B, H, W, C)` images along the height: `(B, out_h, W, C)`."""
-    return _gather_taps(backend, images, indices, weights, axis=1)
+def _resize_rows_kernel(backend, images, indices, weights, divisor=None):
+    """Resizes `(B, H, W, C)` images along the height: `(B, out_h, W, C)`; reads
+    `uint8` images as `image / divisor`."""
+    return _gather_taps(backend, images, indices, weights, axis=1, divisor=divisor)
 
 
 def _resize_columns_kernel(backend, rows, indices, weights):
@@ -481,9 +547,14 @@ def _crop_and_resize(layer, images, boxes, output_size, flips=None):
     resizes them bicubically to `output_size`, mirrors the examples with `flips`;
     returns planes `(B, C, height, width)` in [0, 1]."""
     backend = layer.backend
+    divisor = None
     if keras.backend.standardize_dtype(images.dtype) == "uint8":
-        images = layer._uint8_to_unit_float(images)
-    images = backend.cast(images, _FLOAT)
+        # A tensor, not a constant: XLA would multiply by the rounded reciprocal
+        # of a constant 255, off in the last bit for half of the values, and a
+        # uint8 image must give exactly the views of its float copy / 255.
+        divisor = backend.convert_to_tensor(255.0, dtype=_FLOAT)
+    else:
+        images = backend.cast(images, _FLOAT)
     shape = backend.core.shape(images)
     boxes = backend.cast(boxes, _FLOAT)
     row_indices, row_weights = _bicubic_taps(
@@ -492,7 +563,9 @@ def _crop_and_resize(layer, images, boxes, output_size, flips=None):
     column_indices, column_weights = _bicubic_taps(
         backend, boxes[:, 1], boxes[:, 3], output_size[1], shape[2], flips
     )
-    rows = layer._kernel(_resize_rows_kernel)(images, row_indices, row_weights)
+    rows = layer._kernel(_resize_rows_kernel)(
+        images, row_indices, row_weights, divisor=divisor
+    )
     return layer._kernel(_resize_columns_kernel)(rows, column_indices, column_weights)
 
 
@@ -602,6 +675,8 @@ class RandomResizedCrop(_ImageLayer):
     TensorShape([2, 224, 224, 3])
     """
 
+    _READS_UINT8 = True
+
     def __init__(
         self,
         height,
@@ -707,7 +782,9 @@ class CenterCropResize(_ImageLayer):
     TensorShape([2, 224, 224, 3])
     """
 
+    _READS_UINT8 = True
     _RANDOM = False
+
     def __init__(
         self, height, width, crop_proportion=0.875, jit_compile=True, **kwargs
     ):
@@ -1168,42 +1245,69 @@ def _reflect_indices(size, radius):
     return indices
 
 
-def _blur_axis_kernel(
-    backend,
-    planes,
-    kernels,
-    radius,
-    axis,
-    original=None,
-    keep=None,
-    channels_last=False,
-):
-    """Convolves planes `(B, C, H, W)` along `axis` with per-example symmetric
-    kernels `(B, radius + 1)` (centre tap first), reflect-padded; with `original`,
-    the examples not in `keep` return `original` instead, clipped to [0, 1] (as
-    images `(B, H, W, C)` with `channels_last`)."""
-    np_ = backend.numpy
-    size = planes.shape[axis]
-    if radius < size:
-        padding = [(0, 0)] * 4
-        padding[axis] = (radius, radius)
-        padded = np_.pad(planes, padding, mode="reflect")
-    else:
-        padded = np_.take(planes, _reflect_indices(size, radius), axis=axis)
-
-    def shifted(offset):
-        window = [slice(None)] * 4
-        window[axis] = slice(radius + offset, radius + offset + size)
-        return padded[tuple(window)]
-
-    # The kernel is symmetric: one product per pair of taps.
+def _symmetric_convolution(kernels, shifted, radius):
+    """`sum_o kernels[:, |o|] * shifted(o)` for `o` in `[-radius, radius]`, one
+    product per pair of taps (the kernels are symmetric)."""
     result = _broadcast(kernels[:, 0]) * shifted(0)
     for offset in range(1, radius + 1):
         result = result + _broadcast(kernels[:, offset]) * (
             shifted(-offset) + shifted(offset)
         )
-    if original is None:
-        return result
+    return result
+
+
+def _window(values, axis, start, size):
+    index = [slice(None)] * 4
+    index[axis] = slice(start, start + size)
+    return values[tuple(index)]
+
+
+def _blur_rows_kernel(backend, planes, kernels, radius):
+    """Reflect-pads planes `(B, C, H, W)` by `radius` on both axes and convolves
+    them along the height with per-example symmetric kernels `(B, radius + 1)`
+    (centre tap first): `(B, C, H, W + 2 * radius)`, ready for the column pass.
+
+    One padded copy serves both passes: padding each axis in its own pass costs
+    as much memory traffic as the convolutions themselves.
+    """
+    np_ = backend.numpy
+    height, width = planes.shape[2], planes.shape[3]
+    if radius < height and radius < width:
+        padded = np_.pad(
+            planes,
+            [(0, 0), (0, 0), (radius, radius), (radius, radius)],
+            mode="reflect",
+        )
+    else:
+        padded = np_.take(planes, _reflect_indices(height, radius), axis=2)
+        padded = np_.take(padded, _reflect_indices(width, radius), axis=3)
+    return _symmetric_convolution(
+        kernels, lambda offset: _window(padded, 2, radius + offset, height), radius
+    )
+
+
+def _blur_columns_kernel(
+    backend,
+    rows,
+    kernels,
+    radius,
+    original,
+    keep,
+    position=None,
+    channels_last=False,
+):
+    """Convolves the output of `_blur_rows_kernel` along the width: the blurred
+    planes `(B, C, H, W)`, or `original` for the examples not in `keep`, clipped to
+    [0, 1] (as images `(B, H, W, C)` with `channels_last`). With `position`, `rows`
+    and `kernels` hold a subset of the examples and example `b` of the batch is
+    `position[b]` of the subset."""
+    np_ = backend.numpy
+    width = original.shape[3]
+    result = _symmetric_convolution(
+        kernels, lambda offset: _window(rows, 3, radius + offset, width), radius
+    )
+    if position is not None:
+        result = np_.take(result, position, axis=0)
     result = np_.where(_broadcast(keep), result, original)
     return _channels_last(backend, result, channels_last)
 
@@ -1309,17 +1413,39 @@ class RandomGaussianBlur(_ImageLayer):
         kernels = _gaussian_kernels(
             self.backend, self.backend.cast(transformation["sigma"], _FLOAT), radius
         )
-        blur = self._kernel(_blur_axis_kernel)
-        blurred = blur(planes, kernels, radius=radius, axis=2)
-        return blur(
-            blurred,
-            kernels,
-            radius=radius,
-            axis=3,
-            original=planes,
-            keep=transformation["apply"],
-            channels_last=channels_last,
-        )
+        keep = transformation["apply"]
+        blur_rows = self._kernel(_blur_rows_kernel)
+        blur_columns = self._kernel(_blur_columns_kernel)
+
+        def blur_all():
+            rows = blur_rows(planes, kernels, radius=radius)
+            return blur_columns(
+                rows,
+                kernels,
+                radius=radius,
+                original=planes,
+                keep=keep,
+                channels_last=channels_last,
+            )
+
+        def blur_subset(index, position):
+            subset_kernels = self.backend.numpy.take(kernels, index, axis=0)
+            rows = blur_rows(
+                self.backend.numpy.take(planes, index, axis=0),
+                subset_kernels,
+                radius=radius,
+            )
+            return blur_columns(
+                rows,
+                subset_kernels,
+                radius=radius,
+                original=planes,
+                keep=keep,
+                position=position,
+                channels_last=channels_last,
+            )
+
+        return self._on_subset(keep, self.probability, blur_subset, blur_all)
 
     def get_config(self):
         config = super().get_config()
@@ -1497,8 +1623,9 @@ class SimCLRAugment(_ImageLayer):
     Output shape, for every preset: `(B, *image_size, C)` with the channels of the
     input (1 or 3).
 
-    Speed: a batch runs as eight passes over memory (crop rows, crop columns, three
-    colour-jitter steps, colour drop, blur rows, blur columns), each an XLA-compiled
+    Speed: a batch runs as a few passes over memory (crop rows, read straight from
+    `uint8` input; crop columns; three colour-jitter steps; colour drop; blur rows
+    and columns, on the subset of examples that are blurred), each an XLA-compiled
     kernel on TensorFlow. Called inside a function that XLA compiles as a whole (a
     model compiled with `jit_compile=True`), the passes are fused into each other
     and recomputed, several times slower on CPU: there, augment in `tf.data` or in a
@@ -1532,6 +1659,8 @@ class SimCLRAugment(_ImageLayer):
     >>> view_1.shape
     TensorShape([8, 32, 32, 3])
     """
+
+    _READS_UINT8 = True
 
     def __init__(
         self,

@@ -147,14 +147,27 @@ def test_color_drop_equals_rgb_to_grayscale():
     )
 
 
-# (100, 4): the radius (5) exceeds the width, so the borders reflect more than once.
-@pytest.mark.parametrize("size", [(64, 48), (40, 40), (100, 4)])
-def test_gaussian_blur_equals_reflect_padded_separable_filter(size):
+def _blur_cases():
+    # (100, 4): the radius (5) exceeds the width, so the borders reflect more than
+    # once. Batches of 64 blur a subset of 49 examples (the expected 32 plus four
+    # standard deviations, plus one): 20 selected take that path, 60 the whole-batch
+    # path; compiled and op by op.
+    rng = np.random.default_rng(5)
+    four = np.array([True, True, False, True])
+    cases = [(size, four, True) for size in [(64, 48), (40, 40), (100, 4)]]
+    for count in (20, 49, 60):
+        apply = np.zeros(64, bool)
+        apply[rng.choice(64, count, replace=False)] = True
+        cases += [((40, 40), apply, True), ((40, 40), apply, False)]
+    return cases
+
+
+@pytest.mark.parametrize("size, apply, jit_compile", _blur_cases())
+def test_gaussian_blur_equals_reflect_padded_separable_filter(size, apply, jit_compile):
     height, width = size
-    images = _images(4, size)
-    sigma = np.array([0.1, 0.5, 1.3, 2.0], np.float32)
-    apply = np.array([True, True, False, True])
-    layer = augment.RandomGaussianBlur()
+    images = _images(len(apply), size)
+    sigma = np.random.default_rng(6).uniform(0.1, 2.0, len(apply)).astype(np.float32)
+    layer = augment.RandomGaussianBlur(jit_compile=jit_compile)
     result = layer.transform_images(images, {"apply": apply, "sigma": sigma}).numpy()
     radius = height // 20  # kernel side = height // 10, odd
     for image, s, applied, out in zip(images, sigma, apply, result):
