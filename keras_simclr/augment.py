@@ -528,17 +528,17 @@ def _gather_taps(backend, images, indices, weights, axis, divisor=None):
     return result
 
 
-def _resize_rows_kernel(backend, images, indices, weights, divisor=None):
-    """Resizes `(B, H, W, C)` images along the height: `(B, out_h, W, C)`; reads
+def _resize_first_kernel(backend, images, indices, weights, axis, divisor=None):
+    """Resizes `(B, H, W, C)` images along `axis` (1: height, 2: width), reading
     `uint8` images as `image / divisor`."""
-    return _gather_taps(backend, images, indices, weights, axis=1, divisor=divisor)
+    return _gather_taps(backend, images, indices, weights, axis, divisor=divisor)
 
 
-def _resize_columns_kernel(backend, rows, indices, weights):
-    """Resizes `(B, out_h, W, C)` along the width; returns planes `(B, C, out_h,
-    out_w)` clipped to [0, 1]."""
+def _resize_second_kernel(backend, values, indices, weights, axis):
+    """Resizes the first pass's output along the other `axis`; returns planes
+    `(B, C, out_h, out_w)` clipped to [0, 1]."""
     np_ = backend.numpy
-    resized = _gather_taps(backend, rows, indices, weights, axis=2)
+    resized = _gather_taps(backend, values, indices, weights, axis)
     return np_.clip(np_.transpose(resized, (0, 3, 1, 2)), 0.0, 1.0)
 
 
@@ -563,10 +563,20 @@ def _crop_and_resize(layer, images, boxes, output_size, flips=None):
     column_indices, column_weights = _bicubic_taps(
         backend, boxes[:, 1], boxes[:, 3], output_size[1], shape[2], flips
     )
-    rows = layer._kernel(_resize_rows_kernel)(
-        images, row_indices, row_weights, divisor=divisor
+    rows = (row_indices, row_weights, 1)
+    columns = (column_indices, column_weights, 2)
+    # The width's gather picks single pixels, the height's whole rows: the width
+    # goes first unless that makes it gather more pixels (an image taller than the
+    # output), cheapest from `uint8` input, and the rows' gather writes the planes.
+    first, second = columns, rows
+    if images.shape[1] is not None and images.shape[1] > output_size[0]:
+        first, second = rows, columns
+    values = layer._kernel(_resize_first_kernel)(
+        images, first[0], first[1], axis=first[2], divisor=divisor
     )
-    return layer._kernel(_resize_columns_kernel)(rows, column_indices, column_weights)
+    return layer._kernel(_resize_second_kernel)(
+        values, second[0], second[1], axis=second[2]
+    )
 
 
 def _central_box(backend, height, width, ratio):
