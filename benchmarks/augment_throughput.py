@@ -6,6 +6,8 @@ images, made three ways on this machine in the same run:
 
 - `batched`: `dataset.batch(B).map(SimCLRAugment(...))`, the layer on whole batches
   (its passes run as XLA-compiled kernels, the default `jit_compile=True`);
+- `batched_parallel`: the same map with `num_parallel_calls=AUTOTUNE`, two batches
+  in flight, as `keras_simclr.data.pretraining_dataset` maps batches (unseeded);
 - `batched_xla`: the same map with the whole layer inside
   `tf.function(jit_compile=True)`, as in a model compiled with `jit_compile=True`:
   XLA then fuses the passes into each other and recomputes them (slow on CPU);
@@ -131,6 +133,8 @@ def _pipelines(size, batch_size, layer_per_image=False, op_by_op=False):
     # No prefetch: a buffer filled in the background would be timed as free.
     pipelines = {
         "batched": images.batch(batch_size).map(augment),
+        # As keras_simclr.data.pretraining_dataset maps batches without a seed.
+        "batched_parallel": images.batch(batch_size).map(augment, autotune),
         "batched_xla": images.batch(batch_size).map(compiled),
         "per_example": tf.data.Dataset.zip(images, seeds)
         .map(lambda image, seed: per_example_view(image, seed, size), autotune)

@@ -1175,12 +1175,19 @@ class ColorJitter(_ImageLayer):
         return config
 
 
-def _color_drop_kernel(backend, planes, apply, channels_last=False):
+def _drop_color(backend, planes, apply):
+    """Planes with the examples in `apply` turned gray (3 equal channels); 1-channel
+    planes are returned as they are."""
+    if planes.shape[1] != 3:
+        return planes
     np_ = backend.numpy
     # The luma weights of tf.image.rgb_to_grayscale / keras.ops.image.
     gray = 0.2989 * planes[:, 0:1] + 0.5870 * planes[:, 1:2] + 0.1140 * planes[:, 2:3]
-    dropped = np_.where(_broadcast(apply), gray + np_.zeros_like(planes), planes)
-    return _channels_last(backend, dropped, channels_last)
+    return np_.where(_broadcast(apply), gray + np_.zeros_like(planes), planes)
+
+
+def _color_drop_kernel(backend, planes, apply, channels_last=False):
+    return _channels_last(backend, _drop_color(backend, planes, apply), channels_last)
 
 
 @_register
@@ -1272,15 +1279,18 @@ def _window(values, axis, start, size):
     return values[tuple(index)]
 
 
-def _blur_rows_kernel(backend, planes, kernels, radius):
+def _blur_rows_kernel(backend, planes, kernels, radius, gray=None):
     """Reflect-pads planes `(B, C, H, W)` by `radius` on both axes and convolves
     them along the height with per-example symmetric kernels `(B, radius + 1)`
     (centre tap first): `(B, C, H, W + 2 * radius)`, ready for the column pass.
 
     One padded copy serves both passes: padding each axis in its own pass costs
-    as much memory traffic as the convolutions themselves.
+    as much memory traffic as the convolutions themselves. With `gray`, the
+    examples in it lose their colour first (in the padding pass).
     """
     np_ = backend.numpy
+    if gray is not None:
+        planes = _drop_color(backend, planes, gray)
     height, width = planes.shape[2], planes.shape[3]
     if radius < height and radius < width:
         padded = np_.pad(
@@ -1304,14 +1314,18 @@ def _blur_columns_kernel(
     original,
     keep,
     position=None,
+    gray=None,
     channels_last=False,
 ):
     """Convolves the output of `_blur_rows_kernel` along the width: the blurred
     planes `(B, C, H, W)`, or `original` for the examples not in `keep`, clipped to
     [0, 1] (as images `(B, H, W, C)` with `channels_last`). With `position`, `rows`
     and `kernels` hold a subset of the examples and example `b` of the batch is
-    `position[b]` of the subset."""
+    `position[b]` of the subset. With `gray`, the examples in it lose their colour
+    first (as in `_blur_rows_kernel`)."""
     np_ = backend.numpy
+    if gray is not None:
+        original = _drop_color(backend, original, gray)
     width = original.shape[3]
     result = _symmetric_convolution(
         kernels, lambda offset: _window(rows, 3, radius + offset, width), radius
@@ -1410,7 +1424,10 @@ class RandomGaussianBlur(_ImageLayer):
             "sigma": low + (high - low) * draws[:, 1],
         }
 
-    def _transform_planes(self, planes, transformation, channels_last=False):
+    def _transform_planes(self, planes, transformation, channels_last=False, gray=None):
+        """See `_ImageLayer._transform_planes`; the examples in `gray` (bool `(B,)`)
+        lose their colour before the blur, in its passes (`SimCLRAugment`'s colour
+        drop)."""
         height, width = planes.shape[2], planes.shape[3]
         if height is None or width is None:
             raise ValueError(
@@ -1419,31 +1436,38 @@ class RandomGaussianBlur(_ImageLayer):
             )
         radius = self._kernel_radius(height)
         if radius == 0:
+            if gray is not None:
+                return self._kernel(_color_drop_kernel)(
+                    planes, gray, channels_last=channels_last
+                )
             return _channels_last(self.backend, planes, channels_last)
         kernels = _gaussian_kernels(
             self.backend, self.backend.cast(transformation["sigma"], _FLOAT), radius
         )
         keep = transformation["apply"]
+        take = self.backend.numpy.take
         blur_rows = self._kernel(_blur_rows_kernel)
         blur_columns = self._kernel(_blur_columns_kernel)
 
         def blur_all():
-            rows = blur_rows(planes, kernels, radius=radius)
+            rows = blur_rows(planes, kernels, radius=radius, gray=gray)
             return blur_columns(
                 rows,
                 kernels,
                 radius=radius,
                 original=planes,
                 keep=keep,
+                gray=gray,
                 channels_last=channels_last,
             )
 
         def blur_subset(index, position):
-            subset_kernels = self.backend.numpy.take(kernels, index, axis=0)
+            subset_kernels = take(kernels, index, axis=0)
             rows = blur_rows(
-                self.backend.numpy.take(planes, index, axis=0),
+                take(planes, index, axis=0),
                 subset_kernels,
                 radius=radius,
+                gray=None if gray is None else take(gray, index, axis=0),
             )
             return blur_columns(
                 rows,
@@ -1452,6 +1476,7 @@ class RandomGaussianBlur(_ImageLayer):
                 original=planes,
                 keep=keep,
                 position=position,
+                gray=gray,
                 channels_last=channels_last,
             )
 
@@ -1805,9 +1830,18 @@ class SimCLRAugment(_ImageLayer):
             planes = self.crop._crop_planes(
                 images, transformation["crop"], flips=transformation.get("flip")
             )
+            # A colour drop followed by the blur runs in the blur's passes.
+            gray = None
+            if self.color_drop is not None and self.gaussian_blur is not None:
+                gray = transformation["color_drop"]["apply"]
+                stages = [stage for stage in stages if stage[0] != "color_drop"]
             for index, (name, layer) in enumerate(stages[1:], start=2):
+                extra = {"gray": gray} if name == "gaussian_blur" else {}
                 planes = layer._transform_planes(
-                    planes, transformation[name], channels_last=index == len(stages)
+                    planes,
+                    transformation[name],
+                    channels_last=index == len(stages),
+                    **extra,
                 )
         return self.backend.cast(planes, self.compute_dtype)
 

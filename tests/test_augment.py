@@ -203,9 +203,12 @@ def test_center_crop_equals_reference_center_crop(image_size, output_size):
     np.testing.assert_allclose(result, expected, atol=1e-5)
 
 
-def test_simclr_augment_is_the_composition_of_its_stages():
-    images = _images(16, 24)
-    layer = augment.SimCLRAugment(16, seed=3)
+# At 16 px the blur's radius is 0 (the colour drop runs alone); at 48 px it is 2 and
+# the colour drop runs in the blur's passes; 80 examples take the blurred-subset path.
+@pytest.mark.parametrize("size, batch", [(16, 16), (48, 16), (48, 80)])
+def test_simclr_augment_is_the_composition_of_its_stages(size, batch):
+    images = _images(batch, size + 8)
+    layer = augment.SimCLRAugment(size, seed=3)
     transformation = layer.get_random_transformation(images)
     result = layer.transform_images(images, transformation).numpy()
     expected = layer.crop.transform_images(images, transformation["crop"]).numpy()

@@ -180,7 +180,7 @@ def test_run_all_prints_the_table_of_every_benchmark():
     benchmarks = [row[0] for row in cells]
     for benchmark, count in {
         "matmul peak": 2,
-        "augmentation": 3,
+        "augmentation": 4,
         "loss": 1,
         "training": 7,
         "batch scaling": 2,
@@ -200,6 +200,13 @@ def test_run_all_prints_the_table_of_every_benchmark():
     assert any(re.fullmatch(r"\d+\.\d\dx 1 device", r) for r in ratios)
     assert "non-finite" not in text
     assert text.count("Target:") == 3
+    fake_224 = {"rates": {"batched": 1.9, "batched_parallel": 2.5, "per_example": 1.0}}
+    lines = run_all.targets(
+        {**results, "augment_224": fake_224}, peaks["float32"], quick=True
+    )
+    augment_lines = [line for line in lines if "SimCLRAugment at 224 px" in line]
+    assert [line.endswith(", NOT met.") for line in augment_lines] == [True, False]
+    assert "1.90x" in augment_lines[0] and "2.50x" in augment_lines[1]
     assert "TensorFlow" in text and "Load average" in text
     # XLA included (tensorflow#118701: NaN from fused batch norm under XLA).
     for result in results.values():
