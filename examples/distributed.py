@@ -18,8 +18,8 @@ Run (CI does this, in seconds, on two logical CPU devices):
         --global_batch_size 64 --train_split "train[:1024]" --test_split "test[:512]"
 
 Without arguments it trains 2 epochs with a global batch of 512 over all GPUs, or, on
-a machine without GPUs, over the CPU split into 2 logical devices (about 40 minutes
-on 2 CPU cores; splitting a CPU shows how it works, it does not make it faster).
+a machine without GPUs, over the CPU split into 2 logical devices (splitting a CPU
+shows how it works, it does not make it faster).
 
 Several machines: `MultiWorkerMirroredStrategy`
     Start the same command on every machine with `--strategy multi_worker` and the
