@@ -410,7 +410,8 @@ def table_row(
     return [
         benchmark,
         configuration,
-        fmt(rate),
+        # Three significant figures below 100 (ResNet-50 trains a few images/s).
+        fmt(rate, ".0f" if rate is None or rate >= 100 else ".3g"),
         rss if isinstance(rss, str) else fmt(rss),
         fmt(None if flops_per_image is None else flops_per_image / 1e9, ".3g"),
         fmt(gflops),
