@@ -335,6 +335,25 @@ def measure_peaks(quick, when, log=sys.stderr):
     return run_child(os.path.abspath(__file__), peak_config(quick))
 
 
+class Session:
+    """A benchmark run: the plan's children between two measurements of the matmul
+    peaks, with the start time and load average the report prints."""
+
+    def __init__(self, plan, quick):
+        self.started, self.load_start = time.perf_counter(), load_average()
+        self.start_peaks = measure_peaks(quick, "start")
+        self.results = run_plan(plan)
+        self.end_peaks = measure_peaks(quick, "end")
+        self.fp32_peak = fp32_peak(self.start_peaks, self.end_peaks)
+        self.peak_rows = peak_rows(self.start_peaks, self.end_peaks)
+
+    def print_report(self, title, rows, notes=()):
+        """`print_report` with this run's machine, load, duration and peak rows."""
+        print_report(
+            title, machine(), self.load_start, self.started, self.peak_rows + rows, notes
+        )
+
+
 def print_report(title, info, load_start, started, rows, notes=()):
     """Prints the header, the table and the legend."""
     load_end = load_average()

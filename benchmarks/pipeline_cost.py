@@ -30,7 +30,6 @@ Usage:
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -150,20 +149,12 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small model and batches")
     add_batch_sizes_flag(parser)
     args = parser.parse_args()
-    started, load_start = time.perf_counter(), _measure.load_average()
-    start_peaks = _measure.measure_peaks(args.quick, "start")
-    results = _measure.run_plan(plan(args.quick, args.batch_sizes))
-    end_peaks = _measure.measure_peaks(args.quick, "end")
-    fp32_peak = _measure.fp32_peak(start_peaks, end_peaks)
-    _measure.print_report(
+    run = _measure.Session(plan(args.quick, args.batch_sizes), args.quick)
+    run.print_report(
         "Input pipeline cost and scaling" + (" (--quick)" if args.quick else ""),
-        _measure.machine(),
-        load_start,
-        started,
-        _measure.peak_rows(start_peaks, end_peaks)
-        + pipeline_rows(results, fp32_peak)
-        + scaling_rows(results, fp32_peak),
-        train_throughput.notes(results),
+        pipeline_rows(run.results, run.fp32_peak)
+        + scaling_rows(run.results, run.fp32_peak),
+        train_throughput.notes(run.results),
     )
 
 

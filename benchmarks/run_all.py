@@ -236,24 +236,14 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small models and batches")
     pipeline_cost.add_batch_sizes_flag(parser)
     args = parser.parse_args()
-    started, load_start = time.perf_counter(), _measure.load_average()
-    start_peaks = _measure.measure_peaks(args.quick, "start")
-    results = _measure.run_plan(plan(args.quick, args.batch_sizes))
-    end_peaks = _measure.measure_peaks(args.quick, "end")
-    fp32_peak = _measure.fp32_peak(start_peaks, end_peaks)
-    rows = (
-        _measure.peak_rows(start_peaks, end_peaks)
-        + augment_rows(results)
+    run = _measure.Session(plan(args.quick, args.batch_sizes), args.quick)
+    results, fp32_peak = run.results, run.fp32_peak
+    run.print_report(
+        "Speed benchmarks" + (" (--quick)" if args.quick else ""),
+        augment_rows(results)
         + loss_rows(results, fp32_peak)
         + train_throughput.rows(results, fp32_peak)
-        + pipeline_cost.scaling_rows(results, fp32_peak)
-    )
-    _measure.print_report(
-        "Speed benchmarks" + (" (--quick)" if args.quick else ""),
-        _measure.machine(),
-        load_start,
-        started,
-        rows,
+        + pipeline_cost.scaling_rows(results, fp32_peak),
         targets(results, fp32_peak, args.quick) + train_throughput.notes(results),
     )
 

@@ -398,18 +398,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small models and batches")
     args = parser.parse_args()
-    started, load_start = time.perf_counter(), _measure.load_average()
-    start_peaks = _measure.measure_peaks(args.quick, "start")
-    results = _measure.run_plan(plan(args.quick))
-    end_peaks = _measure.measure_peaks(args.quick, "end")
-    fp32_peak = _measure.fp32_peak(start_peaks, end_peaks)
-    _measure.print_report(
+    run = _measure.Session(plan(args.quick), args.quick)
+    run.print_report(
         "Training throughput" + (" (--quick)" if args.quick else ""),
-        _measure.machine(),
-        load_start,
-        started,
-        _measure.peak_rows(start_peaks, end_peaks) + rows(results, fp32_peak),
-        notes(results),
+        rows(run.results, run.fp32_peak),
+        notes(run.results),
     )
 
 
