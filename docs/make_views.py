@@ -1,6 +1,6 @@
 """Draws the augmentation pictures the README shows (`docs/views_*.png`).
 
-    python docs/make_views.py
+    python docs/make_views.py      # needs the dev extra (matplotlib, scikit-learn)
 
 - `views_imagenet.png`: the ImageNet preset on the two photographs that ship with
   scikit-learn (`sklearn.datasets.load_sample_images`), each as a whole and as two
