@@ -21,7 +21,7 @@ absolute figures drop, the ratios of runs timed in the same process much less.
 Usage:
 
     python benchmarks/run_all.py            # the full configurations (~40 min on 2 cores)
-    python benchmarks/run_all.py --quick    # small models and batches (CI, ~2.5 min)
+    python benchmarks/run_all.py --quick    # small models and batches (CI, 3-8 min)
 """
 
 import argparse

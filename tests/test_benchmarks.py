@@ -164,7 +164,7 @@ def test_targets_report_a_failed_baseline_instead_of_crashing():
 @pytest.mark.e2e
 @pytest.mark.distributed
 def test_run_all_quick_prints_the_table_of_every_benchmark(capsys):
-    """`python benchmarks/run_all.py --quick`, as issue 10 asks CI to run it (~2.5 min).
+    """`python benchmarks/run_all.py --quick`, as issue 10 asks CI to run it (3-8 min).
 
     The table goes to the test log as well; no assertion depends on the speeds.
     """
