@@ -96,8 +96,12 @@ class QualityConfig:
     learning_rate_scaling: str = "sqrt"
     warmup_epochs: float = 0.5
     weight_decay: float = 1e-6
+    optimizer: str = "lars"
+    momentum: float = 0.9
+    objective: str = "reference"
     temperature: float = 0.2
     color_jitter_strength: float | None = None
+    crop_scale: tuple = (0.08, 1.0)
     num_proj_layers: int = 2
     supervised_epochs: int = 3
     supervised_batch_size: int = 256
@@ -152,8 +156,12 @@ _OVERRIDES = {
     "learning_rate_scaling": str,
     "warmup_epochs": float,
     "weight_decay": float,
+    "optimizer": str,
+    "momentum": float,
+    "objective": str,
     "temperature": float,
     "color_jitter_strength": float,
+    "crop_scale": str,
     "num_proj_layers": str,
     "supervised_epochs": int,
     "supervised_batch_size": int,
@@ -173,9 +181,13 @@ _HELP = {
     "learning_rate": "LARS base learning rate, scaled by --learning_rate_scaling",
     "learning_rate_scaling": "linear (x batch/256) or sqrt (x sqrt(batch))",
     "warmup_epochs": "linear warm-up epochs before the cosine decay",
-    "weight_decay": "LARS weight decay (not on batch norm and biases)",
+    "weight_decay": "weight decay (under LARS not on batch norm and biases)",
+    "optimizer": "lars, momentum or adam (as the simclr command line)",
+    "momentum": "momentum of LARS / SGD",
+    "objective": "reference (twice the paper's NT-Xent, as the reference trains) or paper",
     "temperature": "NT-Xent temperature (ablation: Table 5)",
     "color_jitter_strength": "colour jitter strength; 0 = no colour jitter (ablation: Figure 5)",
+    "crop_scale": "random crop area range low,high (the paper: 0.08,1.0)",
     "num_proj_layers": "projection head layers: 2 (non-linear), linear (= 1) or 0 (none) "
     "(ablation: Figure 8)",
     "supervised_epochs": "epochs of the supervised baseline",
@@ -222,6 +234,14 @@ def resolve_config(args):
     }
     if "num_proj_layers" in overrides:
         overrides["num_proj_layers"] = _head_layers(overrides["num_proj_layers"])
+    if "crop_scale" in overrides:
+        try:
+            overrides["crop_scale"] = tuple(float(v) for v in overrides["crop_scale"].split(","))
+        except ValueError:
+            raise ValueError(
+                "`crop_scale` must be two numbers low,high, e.g. 0.2,1.0. Received: "
+                f"crop_scale={overrides['crop_scale']!r}"
+            ) from None
     config = dataclasses.replace(CONFIGS[args.config], **overrides)
     if config.supervised_augment not in SUPERVISED_AUGMENTATIONS:
         raise ValueError(
@@ -277,11 +297,15 @@ def pretraining_config(config, model_dir, data_dir=None):
         learning_rate_scaling=config.learning_rate_scaling,
         warmup_epochs=config.warmup_epochs,
         weight_decay=config.weight_decay,
+        optimizer=config.optimizer,
+        momentum=config.momentum,
+        objective=config.objective,
         temperature=config.temperature,
         resnet_depth=config.resnet_depth,
         width_multiplier=config.width_multiplier,
         num_proj_layers=config.num_proj_layers,
         color_jitter_strength=config.color_jitter_strength,
+        crop_scale=config.crop_scale,
         model_dir=model_dir,
         # The benchmark times one uninterrupted run; the final checkpoint and the
         # saved encoder are still written.

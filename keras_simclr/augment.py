@@ -1671,6 +1671,9 @@ class SimCLRAugment(_ImageLayer):
         preset: `"imagenet"` (default), `"cifar"` or `"grayscale"`.
         color_jitter_strength: overrides the preset's jitter strength.
         blur: `True` / `False` overrides the preset's blur.
+        crop_scale: `(low, high)`, the range of the crop's area as a fraction of
+            the image. Defaults to the paper's `(0.08, 1.0)`; small images and
+            short runs may do better with a larger `low`.
         flip: random horizontal flip. Defaults to `True`.
         seed: integer seed; the sub-layers draw from streams derived from it.
         jit_compile: run the crop, colour and blur passes as XLA-compiled kernels on
@@ -1706,6 +1709,7 @@ class SimCLRAugment(_ImageLayer):
         flip=True,
         seed=None,
         jit_compile=True,
+        crop_scale=(0.08, 1.0),
         **kwargs,
     ):
         super().__init__(seed=seed, jit_compile=jit_compile, **kwargs)
@@ -1729,8 +1733,10 @@ class SimCLRAugment(_ImageLayer):
             default_strength if color_jitter_strength is None else color_jitter_strength
         )
 
+        crop_scale = _check_range("crop_scale", crop_scale, 0.0, 1.0, open_lower=True)
         self.crop = RandomResizedCrop(
             *self.image_size,
+            scale=crop_scale,
             seed=_sub_seed(seed, 1),
             jit_compile=jit_compile,
             name="crop",
@@ -1857,6 +1863,7 @@ class SimCLRAugment(_ImageLayer):
                 "color_jitter_strength": self.color_jitter_strength,
                 "blur": self.blur,
                 "flip": self.flip,
+                "crop_scale": self.crop.scale,
             }
         )
         return config

@@ -31,6 +31,7 @@ _HELP = {
     "optimizer": "lars, momentum (SGD Nesterov), or adam (AdamW).",
     "momentum": "Momentum of LARS / SGD.",
     "temperature": "NT-Xent temperature.",
+    "objective": "reference (twice the paper's NT-Xent: the sum of both directions' means, as the reference trains) or paper (the mean over the 2N views).",
     "resnet_depth": "ResNet depth: 18, 34, 50, 101, 152 or 200.",
     "width_multiplier": "ResNet width multiplier (fractions such as 0.25 for small CPUs).",
     "sk_ratio": "Selective-kernel ratio (SimCLRv2 uses 0.0625); 0 disables.",
@@ -38,6 +39,7 @@ _HELP = {
     "num_proj_layers": "Layers of the projection head (2 for SimCLRv1, 3 for v2).",
     "global_bn": "Synchronise batch-norm statistics across replicas.",
     "color_jitter_strength": "Colour jitter strength s; default from the preset (1.0 ImageNet, 0.5 CIFAR).",
+    "crop_scale": "Range low,high of the random crop's area as a fraction of the image (the paper: 0.08,1.0).",
     "use_blur": "Gaussian blur; default from the preset (on for ImageNet-sized images).",
     "augment_in_model": "Augment inside the training step instead of in the tf.data pipeline.",
     "lineareval_while_pretraining": "Train a linear probe on stop_gradient(h) during pretraining.",
@@ -65,13 +67,14 @@ def _define_flags():
         kind = typing.get_args(field.type) or (field.type,)
         kind = next(k for k in kind if k is not type(None))
         help_text = _HELP[field.name]
-        if field.name in ("mode", "train_mode", "optimizer", "mixed_precision", "learning_rate_scaling"):
+        if field.name in ("mode", "train_mode", "optimizer", "mixed_precision", "learning_rate_scaling", "objective"):
             allowed = {
                 "mode": train.MODES,
                 "train_mode": train.TRAIN_MODES,
                 "optimizer": train.OPTIMIZERS,
                 "mixed_precision": train.MIXED_PRECISION,
                 "learning_rate_scaling": ("linear", "sqrt"),
+                "objective": ("reference", "paper"),
             }[field.name]
             flags.DEFINE_enum(field.name, field.default, allowed, help_text)
         elif kind is tuple:
@@ -94,6 +97,14 @@ def _config_from_flags():
         value = flags.FLAGS[field.name].value
         if isinstance(value, list):
             value = tuple(value)
+        if field.name == "crop_scale":
+            try:
+                value = tuple(float(v) for v in value)
+            except ValueError:
+                raise ValueError(
+                    "`crop_scale` must be two numbers, e.g. --crop_scale=0.08,1.0. "
+                    f"Received: {','.join(value)}"
+                ) from None
         values[field.name] = value
     return train.Config(**values)
 

@@ -121,6 +121,8 @@ class LARS(keras.optimizers.Optimizer):
     A variable is excluded from layer adaptation (trust ratio 1) when it
     matches `exclude_from_layer_adaptation` by the same path rule; when that
     argument is `None`, exactly the variables excluded from weight decay are.
+    Variables passed to `exclude_from_layer_adaptation_and_decay()` (SimCLR's
+    online linear probe) are excluded from both.
 
     Args:
         learning_rate: A float >= 0, a
@@ -219,6 +221,7 @@ class LARS(keras.optimizers.Optimizer):
         # Not `self.exclude_from_weight_decay`: that name is Keras' method.
         self._weight_decay_patterns = weight_decay_patterns
         self._layer_adaptation_patterns = exclude_from_layer_adaptation
+        self._plain_momentum_keys = set()
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Excludes variables from weight decay (and, by default, layer adaptation).
@@ -241,6 +244,27 @@ class LARS(keras.optimizers.Optimizer):
                 "Create a new optimizer, call this method, then train."
             )
         super().exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+
+    def exclude_from_layer_adaptation_and_decay(self, var_list):
+        """Lets variables step with plain momentum at the full learning rate.
+
+        The variables get neither weight decay nor the trust ratio, whatever the
+        patterns say: the reference treats its linear probe (`head_supervised`)
+        this way, so that the probe learns at the learning rate instead of
+        `eeta` times its weights' norm (`keras_simclr.models.SimCLR` calls this
+        for its online probe). Adds to earlier calls; must be called before the
+        optimizer is built.
+
+        Args:
+            var_list: A list of variables.
+        """
+        if self.built:
+            raise ValueError(
+                "`exclude_from_layer_adaptation_and_decay()` must be called before "
+                f"the optimizer is built; optimizer '{self.name}' already is. "
+                "Create a new optimizer, call this method, then train."
+            )
+        self._plain_momentum_keys.update(self._var_key(v) for v in var_list)
 
     def build(self, var_list):
         """Creates the momentum slots and resolves the exclusions.
@@ -273,8 +297,13 @@ class LARS(keras.optimizers.Optimizer):
                 not _matches(variable, self._layer_adaptation_patterns)
                 for variable in var_list
             )
-        self._use_lars_weight_decay = use_weight_decay
-        self._use_layer_adaptation = use_layer_adaptation
+        plain = tuple(self._var_key(v) in self._plain_momentum_keys for v in var_list)
+        self._use_lars_weight_decay = tuple(
+            use and not p for use, p in zip(use_weight_decay, plain)
+        )
+        self._use_layer_adaptation = tuple(
+            use and not p for use, p in zip(use_layer_adaptation, plain)
+        )
 
     def _apply_weight_decay(self, variables):
         # The decay is applied inside `update_step`, before the trust ratio, as

@@ -71,6 +71,7 @@ class Config:
     optimizer: str = "lars"
     momentum: float = 0.9
     temperature: float = 0.2
+    objective: str = "reference"
     resnet_depth: int = 18
     width_multiplier: float = 0.25
     sk_ratio: float = 0.0
@@ -78,6 +79,7 @@ class Config:
     num_proj_layers: int = 2
     global_bn: bool = True
     color_jitter_strength: float | None = None
+    crop_scale: tuple = (0.08, 1.0)
     use_blur: bool | None = None
     augment_in_model: bool = False
     lineareval_while_pretraining: bool = True
@@ -102,6 +104,7 @@ class Config:
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _one_of("learning_rate_scaling", self.learning_rate_scaling, ("linear", "sqrt"))
+        _one_of("objective", self.objective, tuple(models.simclr.OBJECTIVES))
         for protocol in self.eval_protocols:
             _one_of("eval_protocols", protocol, EVAL_PROTOCOLS)
         for name in ("train_batch_size", "eval_batch_size", "keep_checkpoint_max"):
@@ -111,6 +114,14 @@ class Config:
             raise ValueError(
                 "Set `train_epochs` or `train_steps` to a positive number. Received: "
                 f"train_epochs={self.train_epochs}, train_steps={self.train_steps}"
+            )
+        if (
+            len(self.crop_scale) != 2
+            or not 0 < float(self.crop_scale[0]) <= float(self.crop_scale[1]) <= 1
+        ):
+            raise ValueError(
+                "`crop_scale` must be two area fractions 0 < low <= high <= 1, e.g. "
+                f"--crop_scale=0.08,1.0. Received: crop_scale={self.crop_scale!r}"
             )
         if not self.temperature > 0:
             raise ValueError(
@@ -209,6 +220,7 @@ def build_augmenter(config, plan_):
         preset=plan_.preset,
         color_jitter_strength=config.color_jitter_strength,
         blur=config.use_blur,
+        crop_scale=tuple(float(v) for v in config.crop_scale),
         seed=config.seed,
     )
 
@@ -236,6 +248,7 @@ def build_model(config, plan_):
         augmenter=build_augmenter(config, plan_) if config.augment_in_model else None,
         temperature=config.temperature,
         num_classes=plan_.info.num_classes if config.lineareval_while_pretraining else None,
+        objective=config.objective,
     )
 
 

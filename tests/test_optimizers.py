@@ -157,6 +157,8 @@ def _single_variable_step(path, shape, optimizer_kwargs, keras_exclusions):
     optimizer = LARS(1.0, **kwargs)
     if keras_exclusions == "var_list":
         optimizer.exclude_from_weight_decay(var_list=[variable])
+    elif keras_exclusions == "plain_momentum":
+        optimizer.exclude_from_layer_adaptation_and_decay([variable])
     elif keras_exclusions is not None:
         optimizer.exclude_from_weight_decay(var_names=[keras_exclusions])
     optimizer.apply([g], [variable])
@@ -222,6 +224,16 @@ def _single_variable_step(path, shape, optimizer_kwargs, keras_exclusions):
         # Keras' own exclusion method also removes the trust ratio by default...
         ("dense/kernel", (3, 4), {}, "kernel", False, False),
         ("dense/kernel", (3, 4), {}, "var_list", False, False),
+        # The online probe's exclusion removes both, whatever the patterns say.
+        ("dense/kernel", (3, 4), {}, "plain_momentum", False, False),
+        (
+            "dense/kernel",
+            (3, 4),
+            {"exclude_from_layer_adaptation": ("bias",)},
+            "plain_momentum",
+            False,
+            False,
+        ),
         # ...but not when layer adaptation has its own list.
         (
             "dense/kernel",
@@ -251,6 +263,8 @@ def test_keras_exclusion_method_after_build_raises():
     optimizer.build([keras.Variable(np.ones((2, 2), "float32"), name="kernel")])
     with pytest.raises(ValueError, match="before the optimizer is built"):
         optimizer.exclude_from_weight_decay(var_names=["kernel"])
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        optimizer.exclude_from_layer_adaptation_and_decay([])
 
 
 def test_base_class_decoupled_weight_decay_is_not_applied():

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import local_cluster
 from keras_simclr import models
+from keras_simclr import optimizers
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -55,11 +56,99 @@ def test_fit_reduces_contrastive_loss():
     history = model.fit((view_1, view_2), batch_size=32, epochs=20, shuffle=False, verbose=0)
     losses = history.history["loss"]
     assert set(history.history) == {"loss", "contrastive_accuracy", "contrastive_entropy"}
-    # 64 anchors, each choosing among 63 candidates: chance is ln(63).
-    assert losses[0] < np.log(63)
+    # 64 anchors, each choosing among 63 candidates: chance is ln(63), and the
+    # reference objective is twice the paper's mean.
+    assert losses[0] < 2 * np.log(63)
     assert losses[-1] < losses[0] - 0.2, losses
     accuracy = history.history["contrastive_accuracy"]
     assert accuracy[0] < 0.95 and accuracy[-1] > 0.99, accuracy
+
+
+def _reference_objective(z, n, temperature):
+    """google-research/simclr's `add_contrastive_loss`, written out in TensorFlow."""
+    z = tf.math.l2_normalize(z, axis=1)
+    z_a, z_b = z[:n], z[n:]
+    labels = tf.one_hot(tf.range(n), 2 * n)
+    masks = tf.one_hot(tf.range(n), n)
+    logits_aa = tf.matmul(z_a, z_a, transpose_b=True) / temperature - masks * 1e9
+    logits_bb = tf.matmul(z_b, z_b, transpose_b=True) / temperature - masks * 1e9
+    logits_ab = tf.matmul(z_a, z_b, transpose_b=True) / temperature
+    logits_ba = tf.matmul(z_b, z_a, transpose_b=True) / temperature
+    loss_a = tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits(labels, tf.concat([logits_ab, logits_aa], 1))
+    )
+    loss_b = tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits(labels, tf.concat([logits_ba, logits_bb], 1))
+    )
+    return loss_a + loss_b
+
+
+def _lars():
+    return optimizers.LARS(0.5, weight_decay=1e-4)
+
+
+@pytest.mark.parametrize("objective", ["reference", "paper"])
+def test_lars_step_trains_on_the_chosen_objective(objective):
+    view_1, view_2 = _views(n=8)
+    model = _model()
+    model.objective = objective
+    initial = _weights(model)
+    model.compile(optimizer=_lars())
+    logs = model.fit(
+        tf.data.Dataset.from_tensors(((view_1, view_2),)), epochs=1, verbose=0
+    ).history
+
+    # The same LARS step, by hand, on the reference's objective.
+    expected = _model()
+    expected.set_weights(initial)
+    variables = expected.encoder.trainable_variables + expected.projection_head.trainable_variables
+    optimizer = _lars()
+    optimizer.build(variables)
+    with tf.GradientTape() as tape:
+        h = expected.encoder(np.concatenate([view_1, view_2]), training=True)
+        loss = _reference_objective(expected.projection_head(h, training=True), 8, 0.5)
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    factor = 1.0 if objective == "reference" else 0.5
+    np.testing.assert_allclose(logs["loss"][0], factor * float(loss), rtol=1e-5)
+    differences = [
+        np.abs(a - b).max() for a, b in zip(_weights(model), _weights(expected))
+    ]
+    if objective == "reference":
+        assert max(differences) < 1e-5, differences
+    else:
+        # Half the objective is not a learning-rate change under LARS: the
+        # batch-norm parameters (no trust ratio) take half the step.
+        assert max(differences) > 1e-3, differences
+    moved = max(np.abs(a - b).max() for a, b in zip(_weights(expected), initial))
+    assert moved > 1e-3
+
+
+def test_probe_learns_under_default_lars():
+    # h = the channel means, linearly separable by class: the probe must learn
+    # them at the default job's LARS settings (its own trust ratio would keep it
+    # at about lr x 0.1% of its weights' norm per step).
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=2048)
+    images = rng.uniform(0.0, 0.4, size=(2048, 4, 4, 3)).astype("float32")
+    images[np.arange(2048), :, :, labels] += 0.4
+    inputs = keras.Input((4, 4, 3))
+    encoder = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    keras.utils.set_random_seed(0)
+    head = models.projection_head(3, num_layers=2, output_dim=4)
+    model = models.SimCLR(encoder, head, temperature=0.2, num_classes=3)
+    steps = 300
+    schedule = optimizers.WarmupCosineDecay(
+        optimizers.scaled_learning_rate(0.3, 64), steps // 5, steps
+    )
+    model.compile(optimizer=optimizers.LARS(schedule, weight_decay=1e-6))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(((images, images), labels))
+        .repeat()
+        .batch(64)
+    )
+    history = model.fit(dataset, epochs=10, steps_per_epoch=steps // 10, verbose=0)
+    assert history.history["probe_accuracy"][-1] > 0.9, history.history["probe_accuracy"]
 
 
 def _one_step(strategy, view_1, view_2, labels=None, num_classes=None):
@@ -185,7 +274,8 @@ def test_jit_compile_step_matches_graph_step():
     results = []
     for jit in (False, True):
         model = _model()
-        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
+        # 0.05 on the reference objective: the same step as 0.1 on the paper's.
+        model.compile(optimizer=keras.optimizers.SGD(0.05), jit_compile=jit)
         logs = model.fit((view_1, view_2), batch_size=8, epochs=2, shuffle=False, verbose=0)
         results.append((logs.history["loss"], _weights(model)))
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4)

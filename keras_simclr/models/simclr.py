@@ -7,11 +7,16 @@ from keras import ops
 
 from keras_simclr import distribute
 from keras_simclr import losses
+from keras_simclr import optimizers
 from keras_simclr.models import heads
 
 # Order matters: the step sums these shares across replicas in one all-reduce.
 _CONTRASTIVE_METRICS = ("loss", "contrastive_accuracy", "contrastive_entropy")
 _PROBE_METRICS = ("probe_loss", "probe_accuracy")
+# The factor on `losses.nt_xent` (the paper's mean over the 2N anchors) that each
+# objective trains on. The reference's `add_contrastive_loss` adds the means of the
+# two directions, twice the paper's value.
+OBJECTIVES = {"reference": 2.0, "paper": 1.0}
 
 
 @keras.saving.register_keras_serializable(package="keras_simclr")
@@ -29,7 +34,19 @@ class SimCLR(keras.Model):
 
     When `num_classes` is set and the batches carry labels, an online linear probe on
     `stop_gradient(h)` trains at the same time (the reference's linear evaluation
-    during pretraining); its gradient never reaches the encoder.
+    during pretraining); its gradient never reaches the encoder. Sharing a `LARS`
+    optimizer, the probe gets neither its weight decay nor its trust ratio (plain
+    momentum at the full learning rate), as the reference's `head_supervised`.
+
+    The objective. The paper's NT-Xent (`keras_simclr.losses.nt_xent`) is the mean
+    over the 2N anchors; the reference implementation trains on the sum of the two
+    directions' means, twice that (`objective="reference"`, the default). Under
+    LARS the factor is not a learning-rate change: the trust ratio cancels it for
+    the weights but not for batch-norm parameters and biases, and it halves the
+    weight decay's relative pull. The reference's hyperparameters (learning rate,
+    weight decay) reproduce the reference's training only on its objective;
+    `objective="paper"` trains on the paper's mean. The logged `loss` is the
+    objective trained on (ln(2N - 1) times 2 or 1 at chance).
 
     Args:
         encoder: a `keras.Model` mapping image batches (float32 in [0, 1]) to 2-D
@@ -45,6 +62,8 @@ class SimCLR(keras.Model):
             reference's CIFAR-10 command).
         num_classes: number of classes of the online linear probe, or `None` for
             no probe.
+        objective: `"reference"` (default; twice the paper's NT-Xent, as the
+            reference trains) or `"paper"` (the mean over the 2N anchors).
         name: model name.
 
     Call arguments:
@@ -77,6 +96,7 @@ class SimCLR(keras.Model):
         augmenter=None,
         temperature=0.1,
         num_classes=None,
+        objective="reference",
         name="simclr",
         **kwargs,
     ):
@@ -101,6 +121,11 @@ class SimCLR(keras.Model):
             raise ValueError(
                 f"`temperature` must be > 0. Received: temperature={temperature}"
             )
+        if objective not in OBJECTIVES:
+            raise ValueError(
+                f"`objective` must be one of {list(OBJECTIVES)}. Received: "
+                f"objective={objective!r}"
+            )
         if num_classes is not None and (
             not isinstance(num_classes, int) or num_classes < 2
         ):
@@ -113,6 +138,7 @@ class SimCLR(keras.Model):
         self.augmenter = augmenter
         self.temperature = float(temperature)
         self.num_classes = num_classes
+        self.objective = objective
         feature_dim = encoder.outputs[0].shape[-1]
         self.probe = (
             heads.linear_probe(feature_dim, num_classes, name="linear_probe")
@@ -146,7 +172,9 @@ class SimCLR(keras.Model):
             optimizer: optimizer of the encoder and projection head (and of the
                 linear probe when `probe_optimizer` is None, as the reference does),
                 e.g. `keras_simclr.optimizers.LARS`.
-            probe_optimizer: optional separate optimizer for the linear probe.
+            probe_optimizer: optional separate optimizer for the linear probe. Without
+                it the probe shares `optimizer`; a `LARS` optimizer then steps it
+                with plain momentum (no weight decay, no trust ratio).
             run_eagerly: run the steps eagerly (debugging).
             steps_per_execution: steps per `tf.function` call.
             jit_compile: compile the step with XLA. Off by default: on CPU XLA made
@@ -190,6 +218,12 @@ class SimCLR(keras.Model):
         with self.distribute_strategy.scope():
             if self.probe_optimizer is None:
                 if not self.optimizer.built:
+                    if self.probe is not None and isinstance(
+                        self.optimizer, optimizers.LARS
+                    ):
+                        self.optimizer.exclude_from_layer_adaptation_and_decay(
+                            self.probe.trainable_variables
+                        )
                     self.optimizer.build(self.trainable_variables)
             else:
                 if not self.optimizer.built:
@@ -231,8 +265,9 @@ class SimCLR(keras.Model):
             h = self.encoder(ops.concatenate([view_1, view_2], axis=0), training=True)
             z = ops.cast(self.projection_head(h, training=True), "float32")
             result = losses.nt_xent(z[:n], z[n:], temperature=self.temperature)
-            total = result.loss + self._regularization_share()
-            shares = [result.loss, result.accuracy, result.entropy]
+            contrastive = OBJECTIVES[self.objective] * result.loss
+            total = contrastive + self._regularization_share()
+            shares = [contrastive, result.accuracy, result.entropy]
             if labels is not None:
                 probe_loss, probe_accuracy = self._probe_shares(h, labels, training=True)
                 total = total + probe_loss
@@ -264,7 +299,8 @@ class SimCLR(keras.Model):
             h = self.encoder(ops.concatenate([view_1, view_2], axis=0), training=False)
             z = ops.cast(self.projection_head(h, training=False), "float32")
             result = losses.nt_xent(z[:n], z[n:], temperature=self.temperature)
-            shares += [result.loss, result.accuracy, result.entropy]
+            contrastive = OBJECTIVES[self.objective] * result.loss
+            shares += [contrastive, result.accuracy, result.entropy]
             names += list(_CONTRASTIVE_METRICS)
         if labels is not None:
             images = x[0] if isinstance(x, (tuple, list)) else x
@@ -393,6 +429,7 @@ class SimCLR(keras.Model):
             ),
             temperature=self.temperature,
             num_classes=self.num_classes,
+            objective=self.objective,
         )
         return config
 
