@@ -239,6 +239,16 @@ def test_encoder_and_head_save_alone_and_export(tmp_path):
     )
 
 
+def test_retraced_step_still_checks_image_shape():
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    view_1, view_2 = _views(n=8)
+    model.fit((view_1, view_2), batch_size=8, epochs=1, verbose=0)
+    gray = (view_1[..., :1], view_2[..., :1])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="encoder takes"):
+        model.fit(gray, batch_size=8, epochs=1, verbose=0)
+
+
 def test_keras_applications_backbone_as_encoder():
     encoder = keras.applications.MobileNetV3Small(
         input_shape=(32, 32, 3), include_top=False, weights=None, pooling="avg",

@@ -355,12 +355,28 @@ class SimCLR(keras.Model):
         _check_rank(images, what)
         expected = tuple(self.encoder.inputs[0].shape[1:])
         received = tuple(images.shape[1:])
-        if any(e is not None and r is not None and e != r for e, r in zip(expected, received)):
-            raise ValueError(
-                f"The {what} have shape (batch,) + {received} but the encoder takes "
+
+        def message(shape):
+            return (
+                f"The {what} have shape (batch,) + {shape} but the encoder takes "
                 f"(batch,) + {expected}. Resize the images in the input pipeline or "
                 "give the augmenter the encoder's image size."
             )
+
+        if any(e is not None and r is not None and e != r for e, r in zip(expected, received)):
+            raise ValueError(message(received))
+        # A retraced step (a second fit() with other shapes) relaxes dimensions to
+        # None, so the static check above sees nothing: check at run time too.
+        unknown = [i for i, (e, r) in enumerate(zip(expected, received)) if e and r is None]
+        if unknown:
+            actual = tf.gather(tf.shape(images)[1:], unknown)
+            check = tf.debugging.assert_equal(
+                actual,
+                tf.constant([expected[i] for i in unknown], dtype=actual.dtype),
+                message=message("(the dimensions printed below, at run time)"),
+            )
+            with tf.control_dependencies([check]):
+                images = tf.identity(images)
         return _to_float_images(images)
 
     def _labels(self, y):
