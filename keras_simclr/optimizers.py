@@ -70,6 +70,15 @@ def _matches(variable, patterns):
     )
 
 
+def is_batch_norm_parameter(variable):
+    """Whether `variable` is a batch-norm parameter by the rule LARS excludes them.
+
+    Its path contains "batch_normalization", or it is a one-dimensional `gamma`
+    or `beta` (normalization layers with other names).
+    """
+    return _matches(variable, (_BATCH_NORM_PATTERN,))
+
+
 def _l2_norm(x):
     # Norms in float32 even for float16/bfloat16 variables: a sum of squares
     # overflows float16 long before the update itself would.

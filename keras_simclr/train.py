@@ -249,6 +249,8 @@ def build_model(config, plan_):
         temperature=config.temperature,
         num_classes=plan_.info.num_classes if config.lineareval_while_pretraining else None,
         objective=config.objective,
+        # LARS decays inside its update; the others get the reference's L2 term.
+        l2_weight_decay=0.0 if config.optimizer == "lars" else config.weight_decay,
     )
 
 
@@ -261,12 +263,11 @@ def build_optimizer(config, plan_):
         return optimizers.LARS(
             schedule, momentum=config.momentum, weight_decay=config.weight_decay
         )
+    # The weight decay of the other optimizers is the model's L2 term, as in the
+    # reference (every weight but batch norm); see `build_model`.
     if config.optimizer == "momentum":
-        return keras.optimizers.SGD(
-            schedule, momentum=config.momentum, nesterov=True,
-            weight_decay=config.weight_decay or None,
-        )
-    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+        return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True)
+    return keras.optimizers.Adam(schedule)
 
 
 # Checkpoints and resume ----------------------------------------------------------

@@ -124,6 +124,53 @@ def test_lars_step_trains_on_the_chosen_objective(objective):
     assert moved > 1e-3
 
 
+def test_l2_weight_decay_is_the_reference_term_on_all_but_batch_norm():
+    view_1, view_2 = _views(n=8)
+    labels = np.arange(8) % 2
+    dataset = tf.data.Dataset.from_tensors(((view_1, view_2), labels))
+    trained = {}
+    for decay in (0.0, 0.05):
+        model = _model(num_classes=2)
+        model.l2_weight_decay = decay
+        initial = _weights(model)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True))
+        model.fit(dataset, epochs=1, verbose=0)
+        trained[decay] = model
+
+    # By hand: the reference's loss + 0.05 * sum(l2_loss(w)) over non-batch-norm w.
+    expected = _model(num_classes=2)
+    expected.set_weights(initial)
+    variables = expected.trainable_variables
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True)
+    optimizer.build(variables)
+    with tf.GradientTape() as tape:
+        h = expected.encoder(np.concatenate([view_1, view_2]), training=True)
+        loss = _reference_objective(expected.projection_head(h, training=True), 8, 0.5)
+        logits = expected.probe(tf.stop_gradient(h))
+        loss += tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(
+                np.concatenate([labels, labels]), logits, from_logits=True
+            )
+        )
+        loss += 0.05 * tf.add_n(
+            [tf.nn.l2_loss(v) for v in variables if not optimizers.is_batch_norm_parameter(v)]
+        )
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    for a, b in zip(_weights(trained[0.05]), _weights(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # Batch-norm parameters are not decayed; the other (non-zero) weights are.
+    for variable, start, decayed in zip(
+        trained[0.0].trainable_variables,
+        _model(num_classes=2).trainable_weights,
+        trained[0.05].trainable_weights,
+    ):
+        difference = np.abs(variable.numpy() - decayed.numpy()).max()
+        if optimizers.is_batch_norm_parameter(variable):
+            assert difference == 0, variable.path
+        elif np.any(start.numpy()):
+            assert difference > 1e-5, variable.path
+
+
 def test_probe_learns_under_default_lars():
     # h = the channel means, linearly separable by class: the probe must learn
     # them at the default job's LARS settings (its own trust ratio would keep it
@@ -388,3 +435,20 @@ def test_multi_worker_fit_matches_one_device(tmp_path):
         # Two momentum steps through collective sums: float32 summation order only.
         for key in single.files:
             np.testing.assert_allclose(worker[key], single[key], rtol=1e-4, atol=2e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["lars", "momentum", "adam"])
+def test_job_applies_weight_decay_as_the_reference_does(name):
+    from keras_simclr import train
+
+    config = train.Config(optimizer=name, weight_decay=1e-4, train_steps=100)
+    plan = train.plan(config)
+    optimizer = train.build_optimizer(config, plan)
+    model = train.build_model(config, plan)
+    if name == "lars":
+        assert isinstance(optimizer, optimizers.LARS) and optimizer.weight_decay == 1e-4
+        assert model.l2_weight_decay == 0
+    else:
+        # No decoupled decay (Keras would also decay batch norm): the L2 term.
+        assert not optimizer.weight_decay
+        assert model.l2_weight_decay == 1e-4

@@ -64,6 +64,12 @@ class SimCLR(keras.Model):
             no probe.
         objective: `"reference"` (default; twice the paper's NT-Xent, as the
             reference trains) or `"paper"` (the mean over the 2N anchors).
+        l2_weight_decay: float >= 0; adds `l2_weight_decay * sum(w**2) / 2` over
+            every trainable weight except batch-norm parameters (probe included)
+            to the training objective: the reference's weight decay for optimizers
+            other than LARS (`model.add_weight_decay`). Leave it 0 with `LARS`,
+            which decays inside its update, and with optimizers given their own
+            `weight_decay`.
         name: model name.
 
     Call arguments:
@@ -97,6 +103,7 @@ class SimCLR(keras.Model):
         temperature=0.1,
         num_classes=None,
         objective="reference",
+        l2_weight_decay=0.0,
         name="simclr",
         **kwargs,
     ):
@@ -126,6 +133,11 @@ class SimCLR(keras.Model):
                 f"`objective` must be one of {list(OBJECTIVES)}. Received: "
                 f"objective={objective!r}"
             )
+        if not isinstance(l2_weight_decay, (int, float)) or not l2_weight_decay >= 0:
+            raise ValueError(
+                "`l2_weight_decay` must be a float >= 0 (0 disables it). Received: "
+                f"l2_weight_decay={l2_weight_decay!r}"
+            )
         if num_classes is not None and (
             not isinstance(num_classes, int) or num_classes < 2
         ):
@@ -139,6 +151,7 @@ class SimCLR(keras.Model):
         self.temperature = float(temperature)
         self.num_classes = num_classes
         self.objective = objective
+        self.l2_weight_decay = float(l2_weight_decay)
         feature_dim = encoder.outputs[0].shape[-1]
         self.probe = (
             heads.linear_probe(feature_dim, num_classes, name="linear_probe")
@@ -411,11 +424,19 @@ class SimCLR(keras.Model):
         return ops.sum(per_example) / count, ops.sum(correct) / count
 
     def _regularization_share(self):
-        if not self.losses:
+        terms = [ops.cast(ops.sum(self.losses), "float32")] if self.losses else []
+        if self.l2_weight_decay:
+            decayed = [
+                ops.sum(ops.square(ops.cast(v, "float32")))
+                for v in self.trainable_variables
+                if not optimizers.is_batch_norm_parameter(v)
+            ]
+            terms.append(self.l2_weight_decay * ops.sum(ops.stack(decayed)) / 2)
+        if not terms:
             return 0.0
         # Regularisers are global terms; each replica contributes 1/R of them so
         # that the gradients summed over replicas count them once.
-        return ops.cast(ops.sum(self.losses), "float32") / distribute.num_replicas()
+        return ops.sum(ops.stack(terms)) / distribute.num_replicas()
 
     def _log(self, shares, names=None):
         names = names or list(self._trackers)[: len(shares)]
@@ -446,6 +467,7 @@ class SimCLR(keras.Model):
             temperature=self.temperature,
             num_classes=self.num_classes,
             objective=self.objective,
+            l2_weight_decay=self.l2_weight_decay,
         )
         return config
 
