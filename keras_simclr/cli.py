@@ -47,6 +47,7 @@ _HELP = {
     "finetune_label_fraction": "Fraction of labels for fine-tuning (train_mode=finetune).",
     "finetune_epochs": "Fine-tuning epochs (train_mode=finetune).",
     "model_dir": "Where checkpoints, the saved models, logs and results go; rerunning resumes.",
+    "log_every_steps": "Write history.csv rows and TensorBoard scalars every this many steps (means over those steps).",
     "checkpoint_epochs": "Save a checkpoint every this many epochs (0: off).",
     "checkpoint_steps": "Save a checkpoint every this many steps (0: off).",
     "keep_checkpoint_max": "Checkpoints to keep.",

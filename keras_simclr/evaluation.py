@@ -1070,7 +1070,8 @@ def plot_training_curves(history, path, metrics=_DEFAULT_CURVES):
 
     Args:
         history: a `keras.callbacks.History` (what `fit` returns), a dict of
-            per-epoch lists, or the path of a CSV written by `keras.callbacks.CSVLogger`.
+            per-epoch lists, or the path of a CSV written by `keras.callbacks.CSVLogger`
+            or by the job every few steps (columns `step`, fractional `epoch`, ...).
         path: the PNG to write (parent directories are created).
         metrics: names to plot; those absent from `history` are skipped.
 
@@ -1092,13 +1093,21 @@ def plot_training_curves(history, path, metrics=_DEFAULT_CURVES):
         )
     figure = figure_class(figsize=(4.5 * len(present), 3.5), layout="constrained")
     axes = figure.subplots(1, len(present), squeeze=False)[0]
+    if "step" in logs:
+        # Rows every few steps (the job's history.csv), at fractional epochs; a
+        # resumed run may repeat a step: its last row counts.
+        logs = _last_row_per_step(logs)
+        x_offset = 0.0
+    else:
+        x_offset = 1.0  # per-epoch logs: the value at the end of epoch i + 1
     for axis, name in zip(axes, present):
         for key, label in ((name, "train"), (f"val_{name}", "validation")):
             if not _has_values(logs, key):
                 continue
             values = np.asarray(logs[key], np.float64)
-            epochs = np.asarray(logs.get("epoch", range(values.size)), np.float64) + 1
-            axis.plot(epochs[: values.size], values, marker=".", label=label)
+            epochs = np.asarray(logs.get("epoch", range(values.size)), np.float64) + x_offset
+            marker = "." if values.size <= 50 else None
+            axis.plot(epochs[: values.size], values, marker=marker, label=label)
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(_integer_locator())
@@ -1257,6 +1266,13 @@ def _save_figure(figure, path):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     _write_bytes(path, buffer.getvalue())
+
+
+def _last_row_per_step(logs):
+    """The rows of a per-step log by step, keeping the last row of a repeated step."""
+    last = {int(step): index for index, step in enumerate(logs["step"])}
+    keep = [last[step] for step in sorted(last)]
+    return {key: [values[i] for i in keep] for key, values in logs.items()}
 
 
 def _history_logs(history):

@@ -87,6 +87,7 @@ class Config:
     finetune_label_fraction: float = 0.1
     finetune_epochs: int = 10
     model_dir: str = "runs/fashion_mnist"
+    log_every_steps: int = 25
     checkpoint_epochs: int = 1
     checkpoint_steps: int = 0
     keep_checkpoint_max: int = 3
@@ -107,7 +108,7 @@ class Config:
         _one_of("objective", self.objective, tuple(models.simclr.OBJECTIVES))
         for protocol in self.eval_protocols:
             _one_of("eval_protocols", protocol, EVAL_PROTOCOLS)
-        for name in ("train_batch_size", "eval_batch_size", "keep_checkpoint_max"):
+        for name in ("train_batch_size", "eval_batch_size", "keep_checkpoint_max", "log_every_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
         if self.train_epochs < 1 and self.train_steps < 1:
@@ -299,6 +300,49 @@ class _Checkpointer(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=self._step())
 
 
+class _StepLogger(keras.callbacks.Callback):
+    """Appends a row to a CSV file every `every` steps: the curves of a short run.
+
+    Each row holds the global step, the fractional epoch and the mean of every
+    logged metric over the steps since the previous row (Keras' per-batch logs are
+    means since the epoch began; the window mean is derived from two of them).
+    A resumed run appends; `evaluation.plot_training_curves` keeps the last row of
+    a repeated step.
+    """
+
+    def __init__(self, path, every, steps_per_epoch):
+        super().__init__()
+        self.path = path
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
+        self._last = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = (0, {})
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every and batch + 1 != self.params.get("steps"):
+            return
+        count, previous = self._last
+        seen = batch + 1
+        means = {key: float(value) for key, value in (logs or {}).items()}
+        window = {
+            key: (value * seen - previous.get(key, 0.0) * count) / (seen - count)
+            for key, value in means.items()
+        }
+        self._last = (seen, means)
+        if seen == count:
+            return
+        names = sorted(window)
+        new_file = not tf.io.gfile.exists(self.path)
+        with tf.io.gfile.GFile(self.path, "a") as f:
+            if new_file:
+                f.write(",".join(["step", "epoch", *names]) + "\n")
+            row = [str(step), f"{step / self.steps_per_epoch:.4f}"]
+            f.write(",".join(row + [f"{window[name]:.6g}" for name in names]) + "\n")
+
+
 def _check_model_dir(config):
     """Refuses a model_dir that holds a run of another architecture."""
     path = os.path.join(config.model_dir, "config.json")
@@ -435,8 +479,14 @@ def pretrain(config):
     host_augment = None if config.augment_in_model else build_augmenter(config, plan_)
     callbacks = [
         _Checkpointer(manager, config.checkpoint_steps, config.checkpoint_epochs),
-        keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")),
-        keras.callbacks.CSVLogger(os.path.join(config.model_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(
+            os.path.join(config.model_dir, "logs"), update_freq=config.log_every_steps
+        ),
+        _StepLogger(
+            os.path.join(config.model_dir, "history.csv"),
+            config.log_every_steps,
+            plan_.steps_per_epoch,
+        ),
     ]
     history = {}
     started = time.time()
@@ -574,7 +624,8 @@ def _pictures(config, encoder):
             config.eval_batch_size,
         )
         evaluation.plot_embedding(
-            encoder, test, os.path.join(config.model_dir, "embedding.png"), method="pca"
+            encoder, test, os.path.join(config.model_dir, "embedding.png"), method="pca",
+            class_names=plan(config).info.class_names,
         )
     except ImportError as error:
         log.warning("No pictures: %s", error)
