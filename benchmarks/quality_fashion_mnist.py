@@ -49,6 +49,7 @@ import os
 import platform
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -347,7 +348,24 @@ def machine():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "gpus": len(tf.config.list_physical_devices("GPU")),
+        "commit": _commit(),
     }
+
+
+def _commit():
+    """The git commit of the code this run measures (with "+dirty" for local edits)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(
+            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def _load_average():

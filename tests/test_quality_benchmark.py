@@ -16,6 +16,7 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import quality_fashion_mnist  # noqa: E402
+import study_table  # noqa: E402
 
 _REPRESENTATIONS = ("SimCLR encoder", "random encoder", "raw pixels", "supervised encoder")
 
@@ -64,6 +65,17 @@ def test_tiny_run_prints_every_row_and_writes_json(tmp_path, capsys):
     assert keras.mixed_precision.global_policy().name == policy
     assert (model_dir / "encoder.keras").exists()
 
+    # The study's run table reads the record: one row with its command and figures.
+    for seed in (0, 1):
+        (tmp_path / f"tiny_seed{seed}.json").write_text(output.read_text())
+    paths = [str(tmp_path / f"tiny_seed{seed}.json") for seed in (0, 1)]
+    table = study_table.table(study_table.load(paths)).splitlines()
+    assert len(table) == 4 and table[2].startswith("| tiny_seed0 | ")
+    assert f"| {100 * rows[1]['top1']:.2f} | {100 * rows[2]['top1']:.2f} |" in table[2]
+    assert "--config=tiny" in table[2] and "--output" not in table[2]
+    grouped = study_table.grouped(study_table.load(paths)).splitlines()
+    assert grouped[2].startswith(f"| tiny | 2 | {100 * rows[1]['top1']:.2f} ± 0.00 |")
+
 
 @pytest.mark.parametrize(
     "flags, field, expected",
@@ -72,6 +84,9 @@ def test_tiny_run_prints_every_row_and_writes_json(tmp_path, capsys):
         (["--num_proj_layers=0"], "num_proj_layers", 0),
         (["--color_jitter_strength=0"], "color_jitter_strength", 0.0),
         (["--temperature=0.5"], "temperature", 0.5),
+        (["--crop_scale=0.2,1"], "crop_scale", (0.2, 1.0)),
+        (["--optimizer=momentum"], "optimizer", "momentum"),
+        (["--objective=paper"], "objective", "paper"),
         (["--config=long"], "width_multiplier", 0.5),
         ([], "epochs", quality_fashion_mnist.CONFIGS["quick"].epochs),
     ],
