@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 
 import keras
@@ -274,6 +273,16 @@ def build_optimizer(config, plan_):
 # Checkpoints and resume ----------------------------------------------------------
 
 
+def _save_checkpoint(manager, step):
+    """Saves checkpoint `step` unless it is the latest already (an epoch's end can
+    coincide with a step's; some file systems would append to the files, not
+    replace them)."""
+    latest = manager.latest_checkpoint
+    if latest and latest.rsplit("-", 1)[-1] == str(step):
+        return
+    manager.save(checkpoint_number=step)
+
+
 class _Checkpointer(keras.callbacks.Callback):
     """Saves a `tf.train.Checkpoint` every N steps and/or epochs.
 
@@ -293,11 +302,11 @@ class _Checkpointer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps and self._step() % self.every_steps == 0:
-            self.manager.save(checkpoint_number=self._step())
+            _save_checkpoint(self.manager, self._step())
 
     def on_epoch_end(self, epoch, logs=None):
         if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
-            self.manager.save(checkpoint_number=self._step())
+            _save_checkpoint(self.manager, self._step())
 
 
 class _StepLogger(keras.callbacks.Callback):
@@ -346,9 +355,9 @@ class _StepLogger(keras.callbacks.Callback):
 def _check_model_dir(config):
     """Refuses a model_dir that holds a run of another architecture."""
     path = os.path.join(config.model_dir, "config.json")
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return
-    with open(path) as f:
+    with tf.io.gfile.GFile(path) as f:
         previous = json.load(f)
     current = dataclasses.asdict(config)
     different = {
@@ -372,19 +381,28 @@ def _verbosity(verbose):
     return verbose
 
 
+# Files of the model_dir go through tf.io.gfile, so that a gs:// (or any TensorFlow
+# file system's) model_dir works. Each is written under a temporary name, then
+# renamed: a killed run leaves the previous file whole, never a truncated one.
+
+
+def _temporary_name(path):
+    directory, name = os.path.split(path)
+    # Keras picks the format by the suffix: keep it.
+    return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+
+
 def _write_atomic(path, text):
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
+    tmp = _temporary_name(path)
+    with tf.io.gfile.GFile(tmp, "w") as f:
         f.write(text)
-    os.replace(tmp, path)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _save_atomic(model, path):
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, ".tmp-" + os.path.basename(path))
+    tmp = _temporary_name(path)
     model.save(tmp)
-    os.replace(tmp, path)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def _epoch_segments(start_step, total_steps, steps_per_epoch):
@@ -439,7 +457,7 @@ def pretrain(config):
     distribute.per_replica_batch_size(config.train_batch_size, replicas)
     keras.mixed_precision.set_global_policy(mixed_precision_policy(config.mixed_precision))
     keras.utils.set_random_seed(config.seed)
-    os.makedirs(config.model_dir, exist_ok=True)
+    tf.io.gfile.makedirs(config.model_dir)
 
     with strategy.scope():
         model = build_model(config, plan_)
@@ -518,7 +536,7 @@ def pretrain(config):
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
     if int(model.optimizer.iterations.numpy()) > start:
-        manager.save(checkpoint_number=int(model.optimizer.iterations.numpy()))
+        _save_checkpoint(manager, int(model.optimizer.iterations.numpy()))
     seconds = time.time() - started
     _save_atomic(model, os.path.join(config.model_dir, "model.keras"))
     _save_atomic(model.encoder, os.path.join(config.model_dir, "encoder.keras"))
@@ -547,7 +565,7 @@ def evaluate(config, encoder=None):
         )
     if encoder is None:
         path = os.path.join(config.model_dir, "encoder.keras")
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):
             raise FileNotFoundError(
                 f"No trained encoder at {path!r}: run with --mode=train (or "
                 "train_then_eval) first, or point --model_dir at a finished run."
@@ -612,7 +630,7 @@ def _pictures(config, encoder):
     """Training curves and a 2-D embedding of the test set, as PNGs in model_dir."""
     curves = os.path.join(config.model_dir, "history.csv")
     try:
-        if os.path.exists(curves):
+        if tf.io.gfile.exists(curves):
             evaluation.plot_training_curves(curves, os.path.join(config.model_dir, "curves.png"))
         if encoder is None:
             encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))

@@ -48,3 +48,28 @@ def test_curves_of_a_resumed_run_keep_the_last_row_of_a_step(tmp_path):
         "step": [25.0, 50.0, 75.0], "epoch": [0.25, 0.5, 0.75], "loss": [7.5, 7.0, 6.0]
     }
     evaluation.plot_training_curves(str(path), str(tmp_path / "curves.png"), ("loss",))
+
+
+def test_whole_run_and_resume_on_a_non_local_file_system(data_dir):
+    # ram:// is a TensorFlow file system like gs://, but offline: every file of the
+    # job must go through tf.io.gfile to land there.
+    import tensorflow as tf
+
+    model_dir = "ram://simclr-job/run"
+    common = dict(
+        data_dir=str(data_dir), model_dir=model_dir, train_batch_size=64,
+        width_multiplier=0.125, proj_out_dim=16, eval_batch_size=256,
+        mixed_precision="off", checkpoint_steps=2, verbose=0,
+    )
+    train.run(train.Config(mode="train", train_steps=4, **common))
+    assert tf.io.gfile.exists(f"{model_dir}/checkpoints/checkpoint")
+    results = train.run(train.Config(mode="train_then_eval", train_steps=6, **common))
+    with tf.io.gfile.GFile(f"{model_dir}/history.csv") as f:
+        steps = [int(line.split(",")[0]) for line in f.read().splitlines()[1:]]
+    assert steps[-1] == 6 and 4 in steps  # the second run resumed at step 4
+    assert {r.protocol.split(" ")[0] for r in results} == {"linear", "knn"}
+    names = set(tf.io.gfile.listdir(model_dir))
+    for name in ("config.json", "model.keras", "encoder.keras", "results.json", "history.csv",
+                 "curves.png", "embedding.png"):
+        assert name in names, (name, names)
+    assert not [name for name in names if name.startswith(".tmp-")]
