@@ -445,13 +445,11 @@ def _supervised_augment(config, image_shape):
         return None
     # float32 layers: under a mixed policy the views would otherwise come out in
     # bfloat16 from the input pipeline.
-    flip = keras.layers.RandomFlip("horizontal", seed=config.seed, dtype="float32")
     if config.supervised_augment == "flip":
-        return flip
-    # SimCLR's own crop (area 0.08-1, aspect 3/4-4/3), so that the supervised encoder
-    # sees the geometric augmentations the contrastive one learns from.
-    crop = augment.RandomResizedCrop(*image_shape[:2], seed=config.seed, dtype="float32")
-    return lambda images: flip(crop(images))
+        return keras.layers.RandomFlip("horizontal", seed=config.seed, dtype="float32")
+    # SimCLR's own crop (area 0.08-1, aspect 3/4-4/3) and flip, so that the supervised
+    # encoder sees the geometric augmentations the contrastive one learns from.
+    return augment.crop_and_flip(image_shape[:2], seed=config.seed)
 
 
 def _architecture(config):

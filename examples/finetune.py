@@ -44,17 +44,6 @@ from pretrain_fashion_mnist import pretrain  # noqa: E402
 IMAGE_SIZE = 28
 
 
-def crop_and_flip(seed):
-    """The fine-tuning augmentation of the paper: random crop with resize, and flip."""
-    crop = augment.RandomResizedCrop(IMAGE_SIZE, IMAGE_SIZE, seed=seed)
-    flip = keras.layers.RandomFlip("horizontal", seed=seed)
-
-    def apply(images):
-        return flip(crop(images))
-
-    return apply
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -89,7 +78,7 @@ def main(argv=None):
     test = data.load_fashion_mnist(split=args.test_split)
     common = dict(
         label_fraction=args.label_fraction,
-        augment=crop_and_flip(args.seed),
+        augment=augment.crop_and_flip(IMAGE_SIZE, seed=args.seed),
         epochs=args.finetune_epochs,
         batch_size=args.batch_size,
         seed=args.seed,

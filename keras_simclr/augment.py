@@ -1945,3 +1945,44 @@ def plot_views(images, augment, n=8, path="views.png", num_views=2):
     figure.tight_layout()
     figure.savefig(path, format="png", dpi=100)
     return path
+
+
+def crop_and_flip(image_size, seed=None, scale=(0.08, 1.0)):
+    """The fine-tuning augmentation of SimCLR: random resized crop, then a flip.
+
+    Fine-tuning and supervised training use only the geometric part of the
+    augmentation (Chen et al., 2020, Appendix B.6; SimCLRv2's `ft` runs): the
+    crop of `RandomResizedCrop` (area `scale`, aspect 3/4-4/3, bicubic) and a
+    horizontal flip with p = 0.5, per example, in float32 whatever the global
+    dtype policy.
+
+    Args:
+        image_size: output size, an integer or `(height, width)`.
+        seed: integer seed, or `None`.
+        scale: range of the crop's area as a fraction of the image.
+
+    Returns:
+        A callable mapping `(B, H, W, C)` images (float in [0, 1] or `uint8`) to
+        float32 `(B, *image_size, C)` views, for `evaluation.fine_tune(augment=...)`
+        or a `tf.data` map.
+
+    Example:
+
+    >>> augment = keras_simclr.augment.crop_and_flip(28, seed=0)
+    >>> augment(np.zeros((4, 28, 28, 1), "uint8")).shape
+    TensorShape([4, 28, 28, 1])
+    """
+    height, width = _image_size_pair("image_size", image_size)
+    # Two layers called in turn, not a `keras.Sequential`: a model would cast uint8
+    # input to float before the crop reads it, losing its [0, 255] scale.
+    crop = RandomResizedCrop(
+        height, width, scale=scale, seed=_sub_seed(seed, 1), dtype="float32", name="crop"
+    )
+    flip = keras.layers.RandomFlip(
+        "horizontal", seed=_sub_seed(seed, 2), dtype="float32", name="flip"
+    )
+
+    def apply(images):
+        return flip(crop(images))
+
+    return apply

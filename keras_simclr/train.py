@@ -84,7 +84,8 @@ class Config:
     lineareval_while_pretraining: bool = True
     eval_protocols: tuple = ("linear", "knn")
     finetune_label_fraction: float = 0.1
-    finetune_epochs: int = 10
+    finetune_epochs: int | None = None
+    ft_proj_selector: int = 1
     model_dir: str = "runs/fashion_mnist"
     log_every_steps: int = 25
     checkpoint_epochs: int = 1
@@ -137,6 +138,17 @@ class Config:
             )
         if self.cpu_devices < 0:
             raise ValueError(f"`cpu_devices` must be >= 0. Received: cpu_devices={self.cpu_devices}")
+        if self.finetune_epochs is not None and self.finetune_epochs < 1:
+            raise ValueError(
+                "`finetune_epochs` must be >= 1, or unset for SimCLRv2's 60 (1% of the "
+                f"labels or fewer) or 30. Received: finetune_epochs={self.finetune_epochs}"
+            )
+        if not 0 <= self.ft_proj_selector <= self.num_proj_layers:
+            raise ValueError(
+                "`ft_proj_selector` is the projection-head layer fine-tuning starts "
+                f"from: 0 (h) to num_proj_layers={self.num_proj_layers}. Received: "
+                f"ft_proj_selector={self.ft_proj_selector}"
+            )
         if not 0 < self.finetune_label_fraction <= 1:
             raise ValueError(
                 "`finetune_label_fraction` must be in (0, 1]. Received: "
@@ -551,8 +563,36 @@ def pretrain(config):
     return model, history
 
 
-def evaluate(config, encoder=None):
+def finetune_epochs(config):
+    """`finetune_epochs`, or SimCLRv2's: 60 for 1% of the labels or fewer, else 30."""
+    if config.finetune_epochs:
+        return config.finetune_epochs
+    return 60 if config.finetune_label_fraction <= 0.01 else 30
+
+
+def _fine_tune(config, plan_, encoder, projection_head, train, test, preprocess):
+    """SimCLRv2's fine-tuning: from projection-head layer `ft_proj_selector`, with
+    random crops and flips, on a class-balanced fraction of the labels."""
+    if config.ft_proj_selector and projection_head is None:
+        model = keras.models.load_model(
+            os.path.join(config.model_dir, "model.keras"), compile=False
+        )
+        projection_head = model.projection_head
+    return evaluation.fine_tune(
+        encoder, train, test, label_fraction=config.finetune_label_fraction,
+        head=projection_head if config.ft_proj_selector else None,
+        head_layers=config.ft_proj_selector,
+        augment=augment.crop_and_flip(plan_.image_size, seed=config.seed),
+        preprocess=preprocess, epochs=finetune_epochs(config), seed=config.seed,
+        dataset_name=config.dataset,
+    )
+
+
+def evaluate(config, encoder=None, projection_head=None):
     """Evaluates the encoder saved in `model_dir` (or the one given) on `config`.
+
+    With `train_mode="finetune"` it also fine-tunes (SimCLRv2's recipe) from the
+    given `projection_head`, or the one saved in `model_dir`.
 
     Returns:
         A list of `keras_simclr.evaluation.EvaluationResult`.
@@ -600,27 +640,20 @@ def evaluate(config, encoder=None):
         k = min(200, plan_.info.num_examples)
         results.append(evaluation.knn_eval(None, train_features, test_features, k=k, **common))
     if config.train_mode == "finetune":
-        results.append(
-            evaluation.fine_tune(
-                encoder, train, test, label_fraction=config.finetune_label_fraction,
-                epochs=config.finetune_epochs, seed=config.seed, preprocess=preprocess,
-                **common,
-            )
-        )
+        results.append(_fine_tune(config, plan_, encoder, projection_head, train, test, preprocess))
     evaluation.write_results(results, os.path.join(config.model_dir, "results.json"))
     return results
 
 
 def run(config):
     """Runs `config.mode`: train, eval, or train_then_eval. Returns the results."""
-    encoder = None
-    history = None
+    encoder = projection_head = None
     if config.mode in ("train", "train_then_eval"):
-        model, history = pretrain(config)
-        encoder = model.encoder
+        model, _ = pretrain(config)
+        encoder, projection_head = model.encoder, model.projection_head
     results = []
     if config.mode in ("eval", "train_then_eval"):
-        results = evaluate(config, encoder)
+        results = evaluate(config, encoder, projection_head)
         print(evaluation.format_table(results), flush=True)
         _pictures(config, encoder)
     return results

@@ -721,3 +721,19 @@ def test_plot_views_writes_a_png_grid(tmp_path, channels, preset):
         data[20:24], "big"
     )
     assert width < height * 1.5  # 3 columns (image + 2 views) for 3 rows
+
+
+def test_crop_and_flip_is_the_geometric_part_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        layer = augment.crop_and_flip(16, seed=3, scale=(0.5, 1.0))
+        images = np.tile(np.linspace(0, 255, 32, dtype="float32")[None, :, None], (32, 1, 1))
+        batch = np.repeat(images[None].astype("uint8"), 64, axis=0)
+        views = np.asarray(layer(batch))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert views.shape == (64, 16, 16, 1) and views.dtype == np.float32
+    assert 0.0 <= views.min() and views.max() <= 1.0
+    # A horizontal ramp: flipped views decrease from left to right, others increase.
+    slopes = np.sign(views[:, 8, -1, 0] - views[:, 8, 0, 0])
+    assert 10 < np.sum(slopes < 0) < 54 and np.sum(slopes > 0) == 64 - np.sum(slopes < 0)

@@ -73,3 +73,25 @@ def test_whole_run_and_resume_on_a_non_local_file_system(data_dir):
                  "curves.png", "embedding.png"):
         assert name in names, (name, names)
     assert not [name for name in names if name.startswith(".tmp-")]
+
+
+def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
+    common = dict(
+        data_dir=str(data_dir), model_dir=str(tmp_path / "run"), train_batch_size=64,
+        width_multiplier=0.125, proj_out_dim=16, eval_batch_size=256,
+        mixed_precision="off", verbose=0, eval_protocols=("knn",),
+        train_mode="finetune", finetune_label_fraction=0.5, finetune_epochs=1,
+    )
+    assert train.finetune_epochs(train.Config(finetune_label_fraction=0.01)) == 60
+    assert train.finetune_epochs(train.Config(finetune_label_fraction=0.1)) == 30
+    results = train.run(train.Config(mode="train_then_eval", train_steps=2, **common))
+    fine_tuned = results[-1]
+    assert fine_tuned.protocol.startswith("fine-tune")
+    # From the first projection-head layer (SimCLRv2's ft_proj_selector=1).
+    layers = [layer.name for layer in fine_tuned.model.layers]
+    assert any("projection_head" in name for name in layers), layers
+    # --mode=eval of the finished model_dir finds the head in model.keras.
+    again = train.run(train.Config(mode="eval", **common))
+    assert again[-1].protocol == fine_tuned.protocol
+    with pytest.raises(ValueError, match="ft_proj_selector"):
+        train.Config(ft_proj_selector=3)
