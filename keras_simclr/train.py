@@ -166,6 +166,7 @@ class Plan:
     total_steps: int
     warmup_steps: int
     preset: str
+    requested_warmup_steps: int  # what `warmup_epochs` asks for, before the clamp
 
 
 def plan(config):
@@ -187,14 +188,19 @@ def plan(config):
             f"{info.num_examples} training examples of {config.dataset!r}."
         )
     total_steps = config.train_steps or config.train_epochs * steps_per_epoch
-    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    requested_warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    # A run shorter than its warm-up warms up over the whole run, with no decay.
+    warmup_steps = min(requested_warmup_steps, total_steps)
     if channels == 1:
         preset = "grayscale"
     elif image_size <= 64:
         preset = "cifar"
     else:
         preset = "imagenet"
-    return Plan(info, image_size, channels, steps_per_epoch, total_steps, warmup_steps, preset)
+    return Plan(
+        info, image_size, channels, steps_per_epoch, total_steps, warmup_steps, preset,
+        requested_warmup_steps,
+    )
 
 
 def _cpu_has_bf16():
@@ -423,6 +429,15 @@ def pretrain(config):
         f"{keras.mixed_precision.global_policy().name}",
         flush=True,
     )
+    if plan_.warmup_steps < plan_.requested_warmup_steps:
+        message = (
+            f"Warm-up shortened to the whole run: {plan_.warmup_steps} steps "
+            f"(--warmup_epochs={config.warmup_epochs} asks for "
+            f"{plan_.requested_warmup_steps}), so the learning rate rises until the "
+            "last step and never decays"
+        )
+        log.info(message)
+        print(message, flush=True)
     if start:
         log.info("Resuming from step %d of %d", start, plan_.total_steps)
         print(f"Resuming from step {start} of {plan_.total_steps}", flush=True)

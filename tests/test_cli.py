@@ -155,6 +155,27 @@ def test_pretrain_mirrored_over_two_cpus(data_dir, tmp_path):
     assert int(model.optimizer.iterations.numpy()) == 3
 
 
+def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
+    data_dir, tmp_path, capsys, caplog
+):
+    config = train.Config(
+        data_dir=str(data_dir), model_dir=str(tmp_path / "run"), mode="train",
+        train_steps=2, warmup_epochs=1.0, train_batch_size=64, width_multiplier=0.125,
+        proj_out_dim=16, mixed_precision="off", verbose=0,
+    )
+    plan = train.plan(config)
+    assert (plan.requested_warmup_steps, plan.warmup_steps, plan.total_steps) == (8, 2, 2)
+    with caplog.at_level("INFO", logger="keras_simclr"):
+        model, _ = train.pretrain(config)
+    assert int(model.optimizer.iterations.numpy()) == 2
+    schedule = model.optimizer.get_config()["learning_rate"]["config"]
+    assert (schedule["warmup_steps"], schedule["total_steps"]) == (2, 2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Warm-up" in line]
+    assert lines == ["Warm-up shortened to the whole run: 2 steps (--warmup_epochs=1.0 asks "
+                     "for 8), so the learning rate rises until the last step and never decays"]
+    assert [r.getMessage() for r in caplog.records if "Warm-up" in r.getMessage()] == lines
+
+
 def test_tfds_dataset_through_the_job(tmp_path):
     """The real tfds code path (download replaced by tfds' mock data)."""
     config = train.Config(
