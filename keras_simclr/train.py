@@ -395,6 +395,8 @@ def pretrain(config):
     """
     strategy = resolve_strategy(config)  # first: splitting the CPU precedes any op
     plan_ = plan(config)
+    if config.mode == "train_then_eval":
+        _check_evaluation_inputs(config, plan_, encoder_file=False)
     _check_model_dir(config)
     replicas = strategy.num_replicas_in_sync
     distribute.per_replica_batch_size(config.train_batch_size, replicas)
@@ -497,6 +499,53 @@ def pretrain(config):
     return model, history
 
 
+def _check_evaluation_inputs(config, plan_, encoder_file):
+    """Fails before any work if the evaluation cannot read what it needs.
+
+    The labelled training split (`plan_` read it), a labelled evaluation split and,
+    with `encoder_file`, the trained encoder in `model_dir`; pretraining checks this
+    first, so that a missing split is not found after hours of training.
+    """
+    pretrain_only = " or --mode=train to pretrain only" if config.mode != "eval" else ""
+    if plan_.info.num_classes is None:
+        raise ValueError(
+            f"--train_split={config.train_split!r} of {config.dataset!r} has no labels, "
+            "so the representation cannot be evaluated on it (the linear classifier "
+            "and kNN train on its labels). Pass a labelled --dataset or --train_split"
+            f"{pretrain_only}."
+        )
+    try:
+        eval_info = data.info(config.dataset, config.eval_split, data_dir=config.data_dir)
+    except ValueError as error:
+        folder_hint = ""
+        if config.dataset.startswith("folder:"):
+            root = config.dataset[len("folder:"):]
+            folder_hint = (
+                f"put the evaluation images in {os.path.join(root, config.eval_split)}/ "
+                f"(and the training images in {os.path.join(root, 'train')}/), or "
+            )
+        raise ValueError(
+            f"The evaluation split --eval_split={config.eval_split!r} of "
+            f"{config.dataset!r} cannot be read: {error} Fix: {folder_hint}evaluate on "
+            "a held-out slice (--train_split='train[:90%]' --eval_split='train[90%:]')"
+            f"{pretrain_only}. Nothing was trained or written."
+        ) from None
+    if eval_info.num_classes is None or eval_info.num_examples == 0:
+        problem = "has no labels" if eval_info.num_examples else "holds no examples"
+        raise ValueError(
+            f"--eval_split={config.eval_split!r} of {config.dataset!r} {problem}, so "
+            "the representation cannot be evaluated on it. Pass a labelled, non-empty "
+            f"--eval_split{pretrain_only}."
+        )
+    if encoder_file:
+        path = os.path.join(config.model_dir, "encoder.keras")
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"No trained encoder at {path!r}: run with --mode=train (or "
+                "train_then_eval) first, or point --model_dir at a finished run."
+            )
+
+
 def evaluate(config, encoder=None):
     """Evaluates the encoder saved in `model_dir` (or the one given) on `config`.
 
@@ -504,19 +553,9 @@ def evaluate(config, encoder=None):
         A list of `keras_simclr.evaluation.EvaluationResult`.
     """
     plan_ = plan(config)
-    if plan_.info.num_classes is None:
-        raise ValueError(
-            f"{config.dataset!r} has no labels, so it cannot be evaluated; pass a "
-            "labelled --dataset for evaluation."
-        )
+    _check_evaluation_inputs(config, plan_, encoder_file=encoder is None)
     if encoder is None:
-        path = os.path.join(config.model_dir, "encoder.keras")
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"No trained encoder at {path!r}: run with --mode=train (or "
-                "train_then_eval) first, or point --model_dir at a finished run."
-            )
-        encoder = keras.models.load_model(path)
+        encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
     # The reference centre-crops evaluation images only above CIFAR size.
     preprocess = (
         augment.CenterCropResize(plan_.image_size, plan_.image_size)

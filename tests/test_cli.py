@@ -10,7 +10,9 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from idx_files import write_real_subset
@@ -153,6 +155,79 @@ def test_pretrain_mirrored_over_two_cpus(data_dir, tmp_path):
     assert "on 2 replicas (MirroredStrategy)" in result.stdout
     model = keras.models.load_model(model_dir / "model.keras")
     assert int(model.optimizer.iterations.numpy()) == 3
+
+
+def _image_folder(root, classes=("ant", "bee"), per_class=40, side=16):
+    """PNG images in one sub-folder per class (or loose in `root` without classes)."""
+    rng = np.random.default_rng(0)
+    for i in range(per_class * max(len(classes), 1)):
+        folder = root / classes[i % len(classes)] if classes else root
+        folder.mkdir(parents=True, exist_ok=True)
+        image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        (folder / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root
+
+
+def _no_work(monkeypatch):
+    def build_model(*args):
+        raise AssertionError("a model was built before the inputs were checked")
+
+    monkeypatch.setattr(train, "build_model", build_model)
+    monkeypatch.setattr(keras.models, "load_model", build_model)
+
+
+@pytest.mark.e2e
+def test_missing_evaluation_split_is_found_before_training(tmp_path):
+    folder = _image_folder(tmp_path / "images")  # classes, but no test/ sub-folder
+    model_dir = tmp_path / "run"
+    result = _simclr(
+        *TINY, f"--dataset=folder:{folder}", f"--model_dir={model_dir}", "--train_steps=2",
+        "--train_batch_size=16",
+    )
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "--eval_split='test'" in result.stderr and "Available splits: train" in result.stderr
+    assert str(folder / "test") in result.stderr  # the fix
+    assert "--mode=train" in result.stderr
+    assert "Traceback" not in result.stderr and "Pretraining" not in result.stdout
+    assert not model_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unlabelled folder", "has no labels"),
+        ("unlabelled test split", "--eval_split='test' of"),
+        ("empty test split", "holds no examples"),
+        ("eval without an encoder", "No trained encoder"),
+    ],
+)
+def test_job_inputs_are_checked_before_any_work(tmp_path, monkeypatch, case, message):
+    folder = tmp_path / "images"
+    if case == "unlabelled folder":
+        _image_folder(folder, classes=())
+    else:
+        _image_folder(folder / "train")
+        if case == "unlabelled test split":
+            _image_folder(folder / "test", classes=(), per_class=8)
+        elif case == "empty test split":
+            (folder / "test").mkdir()
+        else:
+            _image_folder(folder / "test", per_class=8)
+    config = train.Config(
+        dataset=f"folder:{folder}", model_dir=str(tmp_path / "run"), train_steps=2,
+        train_batch_size=16, mode="eval" if case == "eval without an encoder" else "train_then_eval",
+    )
+    _no_work(monkeypatch)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        train.run(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_folder_with_train_and_test_splits_passes_the_checks(tmp_path):
+    _image_folder(tmp_path / "images" / "train")
+    _image_folder(tmp_path / "images" / "test", per_class=8)
+    config = train.Config(dataset=f"folder:{tmp_path / 'images'}", train_batch_size=16)
+    train._check_evaluation_inputs(config, train.plan(config), encoder_file=False)
 
 
 def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
