@@ -1,9 +1,11 @@
 """The `simclr` command line and `keras_simclr.train`: the whole job, resume, bad input."""
 
+import dataclasses
 import hashlib
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -249,6 +251,33 @@ def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
     assert lines == ["Warm-up shortened to the whole run: 2 steps (--warmup_epochs=1.0 asks "
                      "for 8), so the learning rate rises until the last step and never decays"]
     assert [r.getMessage() for r in caplog.records if "Warm-up" in r.getMessage()] == lines
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_every_flag_by_group_with_its_default(flag):
+    result = _simclr(flag, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    groups = re.findall(r"(?m)^(\w+):$", result.stdout)
+    assert groups == [
+        "job", "data", "model", "loss", "augmentation", "optimisation", "evaluation",
+        "checkpoints", "runtime",
+    ]
+    flags = re.findall(r"(?m)^  --(?:\[no\])?(\w+): ", result.stdout)
+    defaults = re.findall(r"(?m)^      \(default: (.*)\)$", result.stdout)
+    fields = {field.name: field.default for field in dataclasses.fields(train.Config)}
+    assert sorted(flags) == sorted(fields) and len(defaults) == len(flags)
+    for name, default in zip(flags, defaults):
+        value = fields[name]
+        if value is None:
+            assert default == "unset", name
+        elif isinstance(value, bool):
+            assert default == str(value).lower(), name
+        elif isinstance(value, tuple):
+            assert default == ",".join(map(str, value)), name
+        else:
+            assert type(value)(default) == value, name
+    assert "--train_batch_size: Global batch size" in result.stdout
 
 
 def test_tfds_dataset_through_the_job(tmp_path):
