@@ -6,6 +6,8 @@ group.
 """
 
 import dataclasses
+import glob
+import os
 import sys
 import typing
 
@@ -94,6 +96,47 @@ _GROUPS = (
 # absl shows only the main module's flags for these (none, for a console script) and
 # exits with 1; the job's flags, grouped, are what a user asks for.
 _HELP_FLAGS = ("-h", "--help", "-help", "-?", "--helpshort", "-helpshort")
+
+
+# Device files of the accelerators TensorFlow could use here: NVIDIA (also under WSL),
+# AMD ROCm, other render devices (pluggable devices) and TPU VMs.
+_ACCELERATOR_DEVICES = (
+    "/dev/nvidia*", "/dev/dxg", "/dev/kfd", "/dev/dri", "/dev/accel*", "/dev/vfio",
+)
+
+
+def started_as_command_line():
+    """Whether this process is `simclr` or `python -m keras_simclr` (not a user script).
+
+    Asked while the package is first imported, before `run()`: `python -m` imports the
+    package before its `__main__`, with `sys.argv[0] == "-m"` until then.
+    """
+    if not sys.argv:
+        return False
+    if sys.argv[0] == "-m":
+        # The interpreter's options end at its first -m, which names the module.
+        argv = getattr(sys, "orig_argv", [])
+        for i, arg in enumerate(argv[1:], start=1):
+            if arg.startswith("-m"):
+                module = arg[2:] or (argv[i + 1] if i + 1 < len(argv) else "")
+                return module == "keras_simclr"
+        return False
+    return os.path.splitext(os.path.basename(sys.argv[0]))[0] == "simclr"
+
+
+def quiet_start():
+    """Sets, where unset, the environment that keeps TensorFlow's start-up quiet.
+
+    Effective only before TensorFlow loads. `TF_CPP_MIN_LOG_LEVEL=2` drops its C++
+    info and warning lines. Where no accelerator device exists, the CPU (and TPU)
+    device types are the only ones registered (`TF_ENABLED_DEVICE_TYPES`), so a build
+    with CUDA does not call `cuInit` and log its failure as an error; a machine with a
+    GPU is left as it is.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    no_accelerator = not any(glob.glob(pattern) for pattern in _ACCELERATOR_DEVICES)
+    if sys.platform == "linux" and no_accelerator:
+        os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU,TPU,TPU_SYSTEM")
 
 
 def _define_flags(flag_values=flags.FLAGS):

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from idx_files import write_real_subset
+from keras_simclr import cli
 from keras_simclr import evaluation
 from keras_simclr import train
 
@@ -37,9 +38,9 @@ def data_dir(tmp_path_factory):
     return write_real_subset(tmp_path_factory.mktemp("fashion_mnist"), sizes=(512, 256))
 
 
-def _simclr(*flags, wait=True, timeout=600):
-    command = [sys.executable, "-m", "keras_simclr", *flags]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _simclr(*flags, wait=True, timeout=600, env=None, entry_point=("-m", "keras_simclr")):
+    command = [sys.executable, *entry_point, *flags]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2") if env is None else env
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -278,6 +279,81 @@ def test_help_lists_every_flag_by_group_with_its_default(flag):
         else:
             assert type(value)(default) == value, name
     assert "--train_batch_size: Global batch size" in result.stdout
+
+
+# TensorFlow's start-up lines that the command line silences: C++ info lines once its
+# logging has started, and, without a GPU, the failed `cuInit` of a build with CUDA.
+_SILENCED = (
+    "cpu_feature_guard", "This TensorFlow binary is optimized", "XLA service", "device_compiler",
+    "cuInit", "cuda_platform",
+)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("entry_point", ["python -m keras_simclr", "simclr console script"])
+def test_start_up_prints_none_of_the_silenced_lines(data_dir, tmp_path, entry_point):
+    if entry_point == "simclr console script":
+        script = tmp_path / "simclr"  # what pip writes for the console script
+        script.write_text("import sys\nfrom keras_simclr.cli import run\nsys.exit(run())\n")
+        entry_point = (str(script),)
+    else:
+        entry_point = ("-m", "keras_simclr")
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLED_DEVICE_TYPES")
+    }
+    result = _simclr(
+        *TINY, f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}", "--train_steps=1",
+        "--mode=train", env=env, entry_point=entry_point,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.startswith("Pretraining on")
+    for line in _SILENCED:
+        assert line not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, orig_argv, expected",
+    [
+        (["/usr/local/bin/simclr", "--help"], ["python3", "/usr/local/bin/simclr"], True),
+        (["-m"], ["python3", "-m", "keras_simclr", "--train_steps=6"], True),
+        (["-m"], ["python3", "-X", "dev", "-mkeras_simclr"], True),
+        (["-m"], ["python3", "-m", "pytest"], False),
+        (["-m"], ["python3", "-m", "pytest", "-m", "keras_simclr"], False),
+        (["-c"], ["python3", "-c", "import keras_simclr", "-m", "keras_simclr"], False),
+        (["/work/my_script.py"], ["python3", "/work/my_script.py"], False),
+    ],
+)
+def test_quiet_start_is_for_the_command_line_only(monkeypatch, argv, orig_argv, expected):
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert cli.started_as_command_line() is expected
+
+
+@pytest.mark.parametrize(
+    "devices, environment, expected",
+    [
+        ((), {}, {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLED_DEVICE_TYPES": "CPU,TPU,TPU_SYSTEM"}),
+        (("nvidia0", "nvidiactl"), {}, {"TF_CPP_MIN_LOG_LEVEL": "2"}),  # a GPU machine
+        (("kfd",), {}, {"TF_CPP_MIN_LOG_LEVEL": "2"}),  # ROCm
+        (("accel0",), {}, {"TF_CPP_MIN_LOG_LEVEL": "2"}),  # a TPU VM
+        ((), {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_ENABLED_DEVICE_TYPES": "CPU,GPU"},
+         {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_ENABLED_DEVICE_TYPES": "CPU,GPU"}),  # the user's
+    ],
+)
+def test_quiet_start_leaves_accelerators_and_user_settings_alone(
+    tmp_path, monkeypatch, devices, environment, expected
+):
+    for name in devices:
+        (tmp_path / name).touch()
+    monkeypatch.setattr(
+        cli, "_ACCELERATOR_DEVICES",
+        tuple(str(tmp_path) + pattern[len("/dev"):] for pattern in cli._ACCELERATOR_DEVICES),
+    )
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(os, "environ", dict(environment))
+    cli.quiet_start()
+    assert os.environ == expected
 
 
 def test_tfds_dataset_through_the_job(tmp_path):
