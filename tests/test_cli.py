@@ -1,11 +1,13 @@
 """The `simclr` command line and `keras_simclr.train`: the whole job, resume, bad input."""
 
+import ast
 import dataclasses
 import hashlib
 import json
 import os
 import pathlib
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,10 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import flags as absl_flags
 
 from idx_files import write_real_subset
 from keras_simclr import cli
 from keras_simclr import evaluation
+from keras_simclr import optimizers
 from keras_simclr import train
 
 # The smallest configuration that still runs every piece of the job.
@@ -354,6 +358,91 @@ def test_quiet_start_leaves_accelerators_and_user_settings_alone(
     monkeypatch.setattr(os, "environ", dict(environment))
     cli.quiet_start()
     assert os.environ == expected
+
+
+# Commands in the documentation: `simclr ...`, `python -m keras_simclr ...` (also `!...`
+# in a notebook) and `make run ARGS="..."`, with backslash-continued lines joined.
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_COMMAND = re.compile(
+    r"(?:^|(?<=[\s`!]))(?:simclr|python3? -m keras_simclr)(?=[\s`]|$)((?:[ \t]+-[^\s`]+)*)", re.M
+)
+_MAKE_RUN = re.compile(r"(?:^|(?<=[\s`]))make run(?: ARGS=\"([^\"]*)\")?(?=[\s`]|$)", re.M)
+# What the reference's README commands use (google-research/simclr; its run.py scales the
+# learning rate linearly by default, and warms up for 10 epochs).
+_REFERENCE_COMMANDS = {
+    # --train_batch_size=512 --learning_rate=1.0 --weight_decay=1e-4 --temperature=0.5
+    "cifar10": dict(
+        learning_rate=(1.0, "linear"), weight_decay=1e-4, temperature=0.5, warmup_epochs=10
+    ),
+    # --train_batch_size=4096 --learning_rate=0.075 --learning_rate_scaling=sqrt --temperature=0.1
+    "imagenet2012": dict(learning_rate=(0.075, "sqrt"), temperature=0.1, warmup_epochs=10),
+}
+
+
+def _documented_commands():
+    documents = [_ROOT / "README.md", _ROOT / "examples" / "README.md"]
+    documents += sorted((_ROOT / "examples" / "notebooks").glob("*.ipynb"))
+    commands = []
+    for path in documents:
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            texts = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        else:
+            texts = [path.read_text()]
+        found = {}
+        for text in texts:
+            for call in _config_calls(text) if path.suffix == ".ipynb" else ():
+                found[ast.unparse(call)] = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            text = re.sub(r"\\\n\s*", " ", text)
+            for match in [*_COMMAND.finditer(text), *_MAKE_RUN.finditer(text)]:
+                found[" ".join(match.group(0).split())] = shlex.split(match.group(1) or "")
+        commands += [pytest.param(args, id=f"{path.name}: {command}") for command, args in found.items()]
+    return commands
+
+
+def _config_calls(code):
+    """`train.Config(...)` calls with literal keyword arguments in a notebook's code cell."""
+    code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("!", "%")))
+    return [
+        node for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", getattr(node.func, "id", None)) == "Config"
+        and not node.args
+        and all(k.arg and isinstance(k.value, (ast.Constant, ast.Tuple)) for k in node.keywords)
+    ]
+
+
+_DOCUMENTED_COMMANDS = _documented_commands()
+
+
+def test_the_documentation_shows_the_reference_cifar10_command():
+    assert any("--dataset=cifar10" in p.values[0] for p in _DOCUMENTED_COMMANDS)
+
+
+@pytest.mark.parametrize("args", _DOCUMENTED_COMMANDS)
+def test_documented_command_parses_and_follows_the_reference(args):
+    if isinstance(args, dict):  # a notebook's train.Config(...)
+        config = train.Config(**args)
+    elif any(arg in cli._HELP_FLAGS or arg == "--helpfull" for arg in args):
+        assert len(args) == 1, args
+        return
+    else:
+        flag_values = absl_flags.FlagValues()
+        cli._define_flags(flag_values)
+        assert flag_values(["simclr", *args]) == ["simclr"]  # every argument is a flag
+        config = cli._config_from_flags(flag_values)
+    reference = _REFERENCE_COMMANDS.get(config.dataset)
+    if reference is None:
+        return
+    base, scaling = reference["learning_rate"]
+    learning_rate = optimizers.scaled_learning_rate(
+        config.learning_rate, config.train_batch_size, config.learning_rate_scaling
+    )
+    expected = optimizers.scaled_learning_rate(base, config.train_batch_size, scaling)
+    assert learning_rate == pytest.approx(expected), (config.learning_rate, config.learning_rate_scaling)
+    for name, value in reference.items():
+        if name != "learning_rate":
+            assert getattr(config, name) == value, name
 
 
 def test_tfds_dataset_through_the_job(tmp_path):
