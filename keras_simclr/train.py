@@ -520,8 +520,9 @@ def _check_evaluation_inputs(config, plan_, encoder_file):
         folder_hint = ""
         if config.dataset.startswith("folder:"):
             root = config.dataset[len("folder:"):]
+            split_name = config.eval_split.split("[")[0].split("+")[0].strip()
             folder_hint = (
-                f"put the evaluation images in {os.path.join(root, config.eval_split)}/ "
+                f"put the evaluation images in {os.path.join(root, split_name)}/ "
                 f"(and the training images in {os.path.join(root, 'train')}/), or "
             )
         raise ValueError(
