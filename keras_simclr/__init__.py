@@ -18,10 +18,17 @@ One import path per concept:
 
 __version__ = "0.1.0"
 
-from keras_simclr import augment
-from keras_simclr import data
-from keras_simclr import distribute
-from keras_simclr import evaluation
-from keras_simclr import losses
-from keras_simclr import models
-from keras_simclr import optimizers
+# Importing the package loads TensorFlow, so the command line's quiet start happens
+# here, first; it changes nothing for a program that imports keras_simclr.
+from keras_simclr import cli as _cli
+
+if _cli.started_as_command_line():
+    _cli.quiet_start()
+
+from keras_simclr import augment  # noqa: E402
+from keras_simclr import data  # noqa: E402
+from keras_simclr import distribute  # noqa: E402
+from keras_simclr import evaluation  # noqa: E402
+from keras_simclr import losses  # noqa: E402
+from keras_simclr import models  # noqa: E402
+from keras_simclr import optimizers  # noqa: E402

@@ -1,10 +1,13 @@
 """The `simclr` command line: flags -> `train.Config` -> `train.run`.
 
 Flag names follow the reference implementation's `run.py`. Every flag is a field of
-`keras_simclr.train.Config`, which holds the defaults; run `simclr --helpfull`.
+`keras_simclr.train.Config`, which holds the defaults; `simclr --help` lists them by
+group.
 """
 
 import dataclasses
+import glob
+import os
 import sys
 import typing
 
@@ -61,8 +64,87 @@ _HELP = {
     "verbose": "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch; default: 1 on a terminal, else 2.",
 }
 
+# The sections of `--help`, in order; every field of `train.Config` is in one.
+_GROUPS = (
+    ("job", ("mode", "train_mode", "model_dir")),
+    ("data", ("dataset", "data_dir", "train_split", "eval_split", "image_size")),
+    (
+        "model",
+        ("resnet_depth", "width_multiplier", "sk_ratio", "proj_out_dim", "num_proj_layers", "global_bn"),
+    ),
+    ("loss", ("temperature", "objective")),
+    ("augmentation", ("color_jitter_strength", "crop_scale", "use_blur", "augment_in_model")),
+    (
+        "optimisation",
+        (
+            "train_batch_size", "train_epochs", "train_steps", "optimizer", "learning_rate",
+            "learning_rate_scaling", "warmup_epochs", "weight_decay", "momentum",
+        ),
+    ),
+    (
+        "evaluation",
+        (
+            "lineareval_while_pretraining", "eval_protocols", "eval_batch_size",
+            "finetune_label_fraction", "finetune_epochs", "ft_proj_selector",
+        ),
+    ),
+    ("checkpoints", ("checkpoint_epochs", "checkpoint_steps", "keep_checkpoint_max")),
+    (
+        "runtime",
+        (
+            "strategy", "cpu_devices", "tpu_name", "mixed_precision", "jit_compile", "seed",
+            "verbose", "log_every_steps",
+        ),
+    ),
+)
 
-def _define_flags():
+# absl shows only the main module's flags for these (none, for a console script) and
+# exits with 1; the job's flags, grouped, are what a user asks for.
+_HELP_FLAGS = ("-h", "--help", "-help", "-?", "--helpshort", "-helpshort")
+
+
+# Device files of the accelerators TensorFlow could use here: NVIDIA (also under WSL),
+# AMD ROCm, other render devices (pluggable devices) and TPU VMs.
+_ACCELERATOR_DEVICES = (
+    "/dev/nvidia*", "/dev/dxg", "/dev/kfd", "/dev/dri", "/dev/accel*", "/dev/vfio",
+)
+
+
+def started_as_command_line():
+    """Whether this process is `simclr` or `python -m keras_simclr` (not a user script).
+
+    Asked while the package is first imported, before `run()`: `python -m` imports the
+    package before its `__main__`, with `sys.argv[0] == "-m"` until then.
+    """
+    if not sys.argv:
+        return False
+    if sys.argv[0] == "-m":
+        # The interpreter's options end at its first -m, which names the module.
+        argv = getattr(sys, "orig_argv", [])
+        for i, arg in enumerate(argv[1:], start=1):
+            if arg.startswith("-m"):
+                module = arg[2:] or (argv[i + 1] if i + 1 < len(argv) else "")
+                return module == "keras_simclr"
+        return False
+    return os.path.splitext(os.path.basename(sys.argv[0]))[0] == "simclr"
+
+
+def quiet_start():
+    """Sets, where unset, the environment that keeps TensorFlow's start-up quiet.
+
+    Effective only before TensorFlow loads. `TF_CPP_MIN_LOG_LEVEL=2` drops its C++
+    info and warning lines. Where no accelerator device exists, the CPU (and TPU)
+    device types are the only ones registered (`TF_ENABLED_DEVICE_TYPES`), so a build
+    with CUDA does not call `cuInit` and log its failure as an error; a machine with a
+    GPU is left as it is.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    no_accelerator = not any(glob.glob(pattern) for pattern in _ACCELERATOR_DEVICES)
+    if sys.platform == "linux" and no_accelerator:
+        os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU,TPU,TPU_SYSTEM")
+
+
+def _define_flags(flag_values=flags.FLAGS):
     from keras_simclr import train
 
     for field in dataclasses.fields(train.Config):
@@ -78,25 +160,25 @@ def _define_flags():
                 "learning_rate_scaling": ("linear", "sqrt"),
                 "objective": ("reference", "paper"),
             }[field.name]
-            flags.DEFINE_enum(field.name, field.default, allowed, help_text)
+            flags.DEFINE_enum(field.name, field.default, allowed, help_text, flag_values=flag_values)
         elif kind is tuple:
-            flags.DEFINE_list(field.name, list(field.default), help_text)
+            flags.DEFINE_list(field.name, list(field.default), help_text, flag_values=flag_values)
         elif kind is bool:
-            flags.DEFINE_bool(field.name, field.default, help_text)
+            flags.DEFINE_bool(field.name, field.default, help_text, flag_values=flag_values)
         elif kind is int:
-            flags.DEFINE_integer(field.name, field.default, help_text)
+            flags.DEFINE_integer(field.name, field.default, help_text, flag_values=flag_values)
         elif kind is float:
-            flags.DEFINE_float(field.name, field.default, help_text)
+            flags.DEFINE_float(field.name, field.default, help_text, flag_values=flag_values)
         else:
-            flags.DEFINE_string(field.name, field.default, help_text)
+            flags.DEFINE_string(field.name, field.default, help_text, flag_values=flag_values)
 
 
-def _config_from_flags():
+def _config_from_flags(flag_values=flags.FLAGS):
     from keras_simclr import train
 
     values = {}
     for field in dataclasses.fields(train.Config):
-        value = flags.FLAGS[field.name].value
+        value = flag_values[field.name].value
         if isinstance(value, list):
             value = tuple(value)
         if field.name == "crop_scale":
@@ -109,6 +191,38 @@ def _config_from_flags():
                 ) from None
         values[field.name] = value
     return train.Config(**values)
+
+
+def _format_default(value):
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _help_text(flag_values=flags.FLAGS):
+    """The text of `simclr --help`: the job's flags by group, each with its default."""
+    lines = [
+        "Pretrains SimCLR, then evaluates the encoder (linear classifier, kNN);",
+        "checkpoints, logs, results and pictures go to --model_dir, and rerunning resumes.",
+        "",
+        "usage: simclr [--flag=value ...]   (or: python -m keras_simclr ...)",
+    ]
+    grouped = {name for _, names in _GROUPS for name in names}
+    other = tuple(name for name in _HELP if name not in grouped)
+    for group, names in _GROUPS + ((("other", other),) if other else ()):
+        lines += ["", f"{group}:"]
+        for name in names:
+            flag = flag_values[name]
+            switch = f"--[no]{name}" if flag.boolean else f"--{name}"
+            text = f"{switch}: {flag.help}"
+            lines.append(flags.text_wrap(text, indent="      ", firstline_indent="  "))
+            lines.append(f"      (default: {_format_default(flag.default)})")
+    lines += ["", "--helpfull lists these among absl's own flags (logging, ...)."]
+    return "\n".join(lines)
 
 
 def main(argv):
@@ -128,4 +242,10 @@ def main(argv):
 def run():
     """Entry point of the `simclr` console script and `python -m keras_simclr`."""
     _define_flags()
+    for arg in sys.argv[1:]:
+        if arg == "--":
+            break
+        if arg in _HELP_FLAGS:
+            print(_help_text())
+            sys.exit(0)
     app.run(main)

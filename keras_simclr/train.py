@@ -178,6 +178,7 @@ class Plan:
     total_steps: int
     warmup_steps: int
     preset: str
+    requested_warmup_steps: int  # what `warmup_epochs` asks for, before the clamp
 
 
 def plan(config):
@@ -199,14 +200,19 @@ def plan(config):
             f"{info.num_examples} training examples of {config.dataset!r}."
         )
     total_steps = config.train_steps or config.train_epochs * steps_per_epoch
-    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    requested_warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    # A run shorter than its warm-up warms up over the whole run, with no decay.
+    warmup_steps = min(requested_warmup_steps, total_steps)
     if channels == 1:
         preset = "grayscale"
     elif image_size <= 64:
         preset = "cifar"
     else:
         preset = "imagenet"
-    return Plan(info, image_size, channels, steps_per_epoch, total_steps, warmup_steps, preset)
+    return Plan(
+        info, image_size, channels, steps_per_epoch, total_steps, warmup_steps, preset,
+        requested_warmup_steps,
+    )
 
 
 def _cpu_has_bf16():
@@ -464,6 +470,8 @@ def pretrain(config):
     """
     strategy = resolve_strategy(config)  # first: splitting the CPU precedes any op
     plan_ = plan(config)
+    if config.mode == "train_then_eval":
+        _check_evaluation_inputs(config, plan_, encoder_file=False)
     _check_model_dir(config)
     replicas = strategy.num_replicas_in_sync
     distribute.per_replica_batch_size(config.train_batch_size, replicas)
@@ -498,6 +506,15 @@ def pretrain(config):
         f"{keras.mixed_precision.global_policy().name}",
         flush=True,
     )
+    if plan_.warmup_steps < plan_.requested_warmup_steps:
+        message = (
+            f"Warm-up shortened to the whole run: {plan_.warmup_steps} steps "
+            f"(--warmup_epochs={config.warmup_epochs} asks for "
+            f"{plan_.requested_warmup_steps}), so the learning rate rises until the "
+            "last step and never decays"
+        )
+        log.info(message)
+        print(message, flush=True)
     if start:
         log.info("Resuming from step %d of %d", start, plan_.total_steps)
         print(f"Resuming from step {start} of {plan_.total_steps}", flush=True)
@@ -588,6 +605,54 @@ def _fine_tune(config, plan_, encoder, projection_head, train, test, preprocess)
     )
 
 
+def _check_evaluation_inputs(config, plan_, encoder_file):
+    """Fails before any work if the evaluation cannot read what it needs.
+
+    The labelled training split (`plan_` read it), a labelled evaluation split and,
+    with `encoder_file`, the trained encoder in `model_dir`; pretraining checks this
+    first, so that a missing split is not found after hours of training.
+    """
+    pretrain_only = " or --mode=train to pretrain only" if config.mode != "eval" else ""
+    if plan_.info.num_classes is None:
+        raise ValueError(
+            f"--train_split={config.train_split!r} of {config.dataset!r} has no labels, "
+            "so the representation cannot be evaluated on it (the linear classifier "
+            "and kNN train on its labels). Pass a labelled --dataset or --train_split"
+            f"{pretrain_only}."
+        )
+    try:
+        eval_info = data.info(config.dataset, config.eval_split, data_dir=config.data_dir)
+    except ValueError as error:
+        folder_hint = ""
+        if config.dataset.startswith("folder:"):
+            root = config.dataset[len("folder:"):]
+            split_name = config.eval_split.split("[")[0].split("+")[0].strip()
+            folder_hint = (
+                f"put the evaluation images in {os.path.join(root, split_name)}/ "
+                f"(and the training images in {os.path.join(root, 'train')}/), or "
+            )
+        raise ValueError(
+            f"The evaluation split --eval_split={config.eval_split!r} of "
+            f"{config.dataset!r} cannot be read: {error} Fix: {folder_hint}evaluate on "
+            "a held-out slice (--train_split='train[:90%]' --eval_split='train[90%:]')"
+            f"{pretrain_only}. Nothing was trained or written."
+        ) from None
+    if eval_info.num_classes is None or eval_info.num_examples == 0:
+        problem = "has no labels" if eval_info.num_examples else "holds no examples"
+        raise ValueError(
+            f"--eval_split={config.eval_split!r} of {config.dataset!r} {problem}, so "
+            "the representation cannot be evaluated on it. Pass a labelled, non-empty "
+            f"--eval_split{pretrain_only}."
+        )
+    if encoder_file:
+        path = os.path.join(config.model_dir, "encoder.keras")
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(
+                f"No trained encoder at {path!r}: run with --mode=train (or "
+                "train_then_eval) first, or point --model_dir at a finished run."
+            )
+
+
 def evaluate(config, encoder=None, projection_head=None):
     """Evaluates the encoder saved in `model_dir` (or the one given) on `config`.
 
@@ -598,19 +663,9 @@ def evaluate(config, encoder=None, projection_head=None):
         A list of `keras_simclr.evaluation.EvaluationResult`.
     """
     plan_ = plan(config)
-    if plan_.info.num_classes is None:
-        raise ValueError(
-            f"{config.dataset!r} has no labels, so it cannot be evaluated; pass a "
-            "labelled --dataset for evaluation."
-        )
+    _check_evaluation_inputs(config, plan_, encoder_file=encoder is None)
     if encoder is None:
-        path = os.path.join(config.model_dir, "encoder.keras")
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(
-                f"No trained encoder at {path!r}: run with --mode=train (or "
-                "train_then_eval) first, or point --model_dir at a finished run."
-            )
-        encoder = keras.models.load_model(path)
+        encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
     # The reference centre-crops evaluation images only above CIFAR size.
     preprocess = (
         augment.CenterCropResize(plan_.image_size, plan_.image_size)

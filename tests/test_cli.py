@@ -1,20 +1,29 @@
 """The `simclr` command line and `keras_simclr.train`: the whole job, resume, bad input."""
 
+import ast
+import dataclasses
 import hashlib
 import json
 import os
 import pathlib
+import re
+import shlex
 import signal
 import subprocess
 import sys
 import time
 
 import keras
+import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import flags as absl_flags
 
 from idx_files import write_real_subset
+from keras_simclr import cli
 from keras_simclr import evaluation
+from keras_simclr import optimizers
 from keras_simclr import train
 
 # The smallest configuration that still runs every piece of the job.
@@ -33,9 +42,9 @@ def data_dir(tmp_path_factory):
     return write_real_subset(tmp_path_factory.mktemp("fashion_mnist"), sizes=(512, 256))
 
 
-def _simclr(*flags, wait=True, timeout=600):
-    command = [sys.executable, "-m", "keras_simclr", *flags]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _simclr(*flags, wait=True, timeout=600, env=None, entry_point=("-m", "keras_simclr")):
+    command = [sys.executable, *entry_point, *flags]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2") if env is None else env
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
@@ -153,6 +162,287 @@ def test_pretrain_mirrored_over_two_cpus(data_dir, tmp_path):
     assert "on 2 replicas (MirroredStrategy)" in result.stdout
     model = keras.models.load_model(model_dir / "model.keras")
     assert int(model.optimizer.iterations.numpy()) == 3
+
+
+def _image_folder(root, classes=("ant", "bee"), per_class=40, side=16):
+    """PNG images in one sub-folder per class (or loose in `root` without classes)."""
+    rng = np.random.default_rng(0)
+    for i in range(per_class * max(len(classes), 1)):
+        folder = root / classes[i % len(classes)] if classes else root
+        folder.mkdir(parents=True, exist_ok=True)
+        image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        (folder / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root
+
+
+def _no_work(monkeypatch):
+    def build_model(*args):
+        raise AssertionError("a model was built before the inputs were checked")
+
+    monkeypatch.setattr(train, "build_model", build_model)
+    monkeypatch.setattr(keras.models, "load_model", build_model)
+
+
+@pytest.mark.e2e
+def test_missing_evaluation_split_is_found_before_training(tmp_path):
+    folder = _image_folder(tmp_path / "images")  # classes, but no test/ sub-folder
+    model_dir = tmp_path / "run"
+    result = _simclr(
+        *TINY, f"--dataset=folder:{folder}", f"--model_dir={model_dir}", "--train_steps=2",
+        "--train_batch_size=16",
+    )
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "--eval_split='test'" in result.stderr and "Available splits: train" in result.stderr
+    assert str(folder / "test") in result.stderr  # the fix
+    assert "--mode=train" in result.stderr
+    assert "Traceback" not in result.stderr and "Pretraining" not in result.stdout
+    assert not model_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("unlabelled folder", "has no labels"),
+        ("unlabelled test split", "--eval_split='test' of"),
+        ("empty test split", "holds no examples"),
+        ("eval without an encoder", "No trained encoder"),
+    ],
+)
+def test_job_inputs_are_checked_before_any_work(tmp_path, monkeypatch, case, message):
+    folder = tmp_path / "images"
+    if case == "unlabelled folder":
+        _image_folder(folder, classes=())
+    else:
+        _image_folder(folder / "train")
+        if case == "unlabelled test split":
+            _image_folder(folder / "test", classes=(), per_class=8)
+        elif case == "empty test split":
+            (folder / "test").mkdir()
+        else:
+            _image_folder(folder / "test", per_class=8)
+    config = train.Config(
+        dataset=f"folder:{folder}", model_dir=str(tmp_path / "run"), train_steps=2,
+        train_batch_size=16, mode="eval" if case == "eval without an encoder" else "train_then_eval",
+    )
+    _no_work(monkeypatch)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        train.run(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_folder_with_train_and_test_splits_passes_the_checks(tmp_path):
+    _image_folder(tmp_path / "images" / "train")
+    _image_folder(tmp_path / "images" / "test", per_class=8)
+    config = train.Config(dataset=f"folder:{tmp_path / 'images'}", train_batch_size=16)
+    train._check_evaluation_inputs(config, train.plan(config), encoder_file=False)
+
+
+def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
+    data_dir, tmp_path, capsys, caplog
+):
+    config = train.Config(
+        data_dir=str(data_dir), model_dir=str(tmp_path / "run"), mode="train",
+        train_steps=2, warmup_epochs=1.0, train_batch_size=64, width_multiplier=0.125,
+        proj_out_dim=16, mixed_precision="off", verbose=0,
+    )
+    plan = train.plan(config)
+    assert (plan.requested_warmup_steps, plan.warmup_steps, plan.total_steps) == (8, 2, 2)
+    with caplog.at_level("INFO", logger="keras_simclr"):
+        model, _ = train.pretrain(config)
+    assert int(model.optimizer.iterations.numpy()) == 2
+    schedule = model.optimizer.get_config()["learning_rate"]["config"]
+    assert (schedule["warmup_steps"], schedule["total_steps"]) == (2, 2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Warm-up" in line]
+    assert lines == ["Warm-up shortened to the whole run: 2 steps (--warmup_epochs=1.0 asks "
+                     "for 8), so the learning rate rises until the last step and never decays"]
+    assert [r.getMessage() for r in caplog.records if "Warm-up" in r.getMessage()] == lines
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_every_flag_by_group_with_its_default(flag):
+    result = _simclr(flag, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    groups = re.findall(r"(?m)^(\w+):$", result.stdout)
+    assert groups == [
+        "job", "data", "model", "loss", "augmentation", "optimisation", "evaluation",
+        "checkpoints", "runtime",
+    ]
+    flags = re.findall(r"(?m)^  --(?:\[no\])?(\w+): ", result.stdout)
+    defaults = re.findall(r"(?m)^      \(default: (.*)\)$", result.stdout)
+    fields = {field.name: field.default for field in dataclasses.fields(train.Config)}
+    assert sorted(flags) == sorted(fields) and len(defaults) == len(flags)
+    for name, default in zip(flags, defaults):
+        value = fields[name]
+        if value is None:
+            assert default == "unset", name
+        elif isinstance(value, bool):
+            assert default == str(value).lower(), name
+        elif isinstance(value, tuple):
+            assert default == ",".join(map(str, value)), name
+        else:
+            assert type(value)(default) == value, name
+    assert "--train_batch_size: Global batch size" in result.stdout
+
+
+# TensorFlow's start-up lines that the command line silences: C++ info lines once its
+# logging has started, and, without a GPU, the failed `cuInit` of a build with CUDA.
+_SILENCED = (
+    "cpu_feature_guard", "This TensorFlow binary is optimized", "XLA service", "device_compiler",
+    "cuInit", "cuda_platform",
+)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("entry_point", ["python -m keras_simclr", "simclr console script"])
+def test_start_up_prints_none_of_the_silenced_lines(data_dir, tmp_path, entry_point):
+    if entry_point == "simclr console script":
+        script = tmp_path / "simclr"  # what pip writes for the console script
+        script.write_text("import sys\nfrom keras_simclr.cli import run\nsys.exit(run())\n")
+        entry_point = (str(script),)
+    else:
+        entry_point = ("-m", "keras_simclr")
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLED_DEVICE_TYPES")
+    }
+    result = _simclr(
+        *TINY, f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}", "--train_steps=1",
+        "--mode=train", env=env, entry_point=entry_point,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.startswith("Pretraining on")
+    for line in _SILENCED:
+        assert line not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, orig_argv, expected",
+    [
+        (["/usr/local/bin/simclr", "--help"], ["python3", "/usr/local/bin/simclr"], True),
+        (["-m"], ["python3", "-m", "keras_simclr", "--train_steps=6"], True),
+        (["-m"], ["python3", "-X", "dev", "-mkeras_simclr"], True),
+        (["-m"], ["python3", "-m", "pytest"], False),
+        (["-m"], ["python3", "-m", "pytest", "-m", "keras_simclr"], False),
+        (["-c"], ["python3", "-c", "import keras_simclr", "-m", "keras_simclr"], False),
+        (["/work/my_script.py"], ["python3", "/work/my_script.py"], False),
+    ],
+)
+def test_quiet_start_is_for_the_command_line_only(monkeypatch, argv, orig_argv, expected):
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert cli.started_as_command_line() is expected
+
+
+@pytest.mark.parametrize(
+    "devices, environment, expected",
+    [
+        ((), {}, {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLED_DEVICE_TYPES": "CPU,TPU,TPU_SYSTEM"}),
+        (("nvidia0", "nvidiactl"), {}, {"TF_CPP_MIN_LOG_LEVEL": "2"}),  # a GPU machine
+        (("kfd",), {}, {"TF_CPP_MIN_LOG_LEVEL": "2"}),  # ROCm
+        (("accel0",), {}, {"TF_CPP_MIN_LOG_LEVEL": "2"}),  # a TPU VM
+        ((), {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_ENABLED_DEVICE_TYPES": "CPU,GPU"},
+         {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_ENABLED_DEVICE_TYPES": "CPU,GPU"}),  # the user's
+    ],
+)
+def test_quiet_start_leaves_accelerators_and_user_settings_alone(
+    tmp_path, monkeypatch, devices, environment, expected
+):
+    for name in devices:
+        (tmp_path / name).touch()
+    monkeypatch.setattr(
+        cli, "_ACCELERATOR_DEVICES",
+        tuple(str(tmp_path) + pattern[len("/dev"):] for pattern in cli._ACCELERATOR_DEVICES),
+    )
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(os, "environ", dict(environment))
+    cli.quiet_start()
+    assert os.environ == expected
+
+
+# Commands in the documentation: `simclr ...`, `python -m keras_simclr ...` (also `!...`
+# in a notebook) and `make run ARGS="..."`, with backslash-continued lines joined.
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+_COMMAND = re.compile(
+    r"(?:^|(?<=[\s`!]))(?:simclr|python3? -m keras_simclr)(?=[\s`]|$)((?:[ \t]+-[^\s`]+)*)", re.M
+)
+_MAKE_RUN = re.compile(r"(?:^|(?<=[\s`]))make run(?: ARGS=\"([^\"]*)\")?(?=[\s`]|$)", re.M)
+# What the reference's README commands use (google-research/simclr; its run.py scales the
+# learning rate linearly by default, and warms up for 10 epochs).
+_REFERENCE_COMMANDS = {
+    # --train_batch_size=512 --learning_rate=1.0 --weight_decay=1e-4 --temperature=0.5
+    "cifar10": dict(
+        learning_rate=(1.0, "linear"), weight_decay=1e-4, temperature=0.5, warmup_epochs=10
+    ),
+    # --train_batch_size=4096 --learning_rate=0.075 --learning_rate_scaling=sqrt --temperature=0.1
+    "imagenet2012": dict(learning_rate=(0.075, "sqrt"), temperature=0.1, warmup_epochs=10),
+}
+
+
+def _documented_commands():
+    documents = [_ROOT / "README.md", _ROOT / "examples" / "README.md"]
+    documents += sorted((_ROOT / "examples" / "notebooks").glob("*.ipynb"))
+    commands = []
+    for path in documents:
+        if path.suffix == ".ipynb":
+            cells = json.loads(path.read_text())["cells"]
+            texts = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        else:
+            texts = [path.read_text()]
+        found = {}
+        for text in texts:
+            for call in _config_calls(text) if path.suffix == ".ipynb" else ():
+                found[ast.unparse(call)] = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            text = re.sub(r"\\\n\s*", " ", text)
+            for match in [*_COMMAND.finditer(text), *_MAKE_RUN.finditer(text)]:
+                found[" ".join(match.group(0).split())] = shlex.split(match.group(1) or "")
+        commands += [pytest.param(args, id=f"{path.name}: {command}") for command, args in found.items()]
+    return commands
+
+
+def _config_calls(code):
+    """`train.Config(...)` calls with literal keyword arguments in a notebook's code cell."""
+    code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("!", "%")))
+    return [
+        node for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", getattr(node.func, "id", None)) == "Config"
+        and not node.args
+        and all(k.arg and isinstance(k.value, (ast.Constant, ast.Tuple)) for k in node.keywords)
+    ]
+
+
+_DOCUMENTED_COMMANDS = _documented_commands()
+
+
+def test_the_documentation_shows_the_reference_cifar10_command():
+    assert any("--dataset=cifar10" in p.values[0] for p in _DOCUMENTED_COMMANDS)
+
+
+@pytest.mark.parametrize("args", _DOCUMENTED_COMMANDS)
+def test_documented_command_parses_and_follows_the_reference(args):
+    if isinstance(args, dict):  # a notebook's train.Config(...)
+        config = train.Config(**args)
+    elif any(arg in cli._HELP_FLAGS or arg == "--helpfull" for arg in args):
+        assert len(args) == 1, args
+        return
+    else:
+        flag_values = absl_flags.FlagValues()
+        cli._define_flags(flag_values)
+        assert flag_values(["simclr", *args]) == ["simclr"]  # every argument is a flag
+        config = cli._config_from_flags(flag_values)
+    reference = _REFERENCE_COMMANDS.get(config.dataset)
+    if reference is None:
+        return
+    base, scaling = reference["learning_rate"]
+    learning_rate = optimizers.scaled_learning_rate(
+        config.learning_rate, config.train_batch_size, config.learning_rate_scaling
+    )
+    expected = optimizers.scaled_learning_rate(base, config.train_batch_size, scaling)
+    assert learning_rate == pytest.approx(expected), (config.learning_rate, config.learning_rate_scaling)
+    for name, value in reference.items():
+        if name != "learning_rate":
+            assert getattr(config, name) == value, name
 
 
 def test_tfds_dataset_through_the_job(tmp_path):
