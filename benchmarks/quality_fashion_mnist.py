@@ -19,6 +19,9 @@ Configurations (`--config`):
 - `long`: for bigger machines (a GPU, or 16+ cores): a half-width ResNet-18, batch
   512, 100 epochs, temperature 0.5 and weight decay 1e-4 as in the reference's
   CIFAR-10 command; the supervised baseline gets 30 epochs.
+- `main`: the `simclr` command's defaults (the main job, `make run`).
+- `30min`: the study's recipe for 30 minutes of pretraining and evaluation on 2
+  cores (docs/quality_study.md): the main job's settings for 8 epochs.
 - `tiny`: a few steps on a few hundred images (seconds; the smoke test).
 
 Every knob of the configuration has a flag, so the paper's ablations run by flags
@@ -114,6 +117,31 @@ class QualityConfig:
     seed: int = 0
 
 
+def _job_defaults(name, **overrides):
+    """A configuration with the pretraining settings of `train.Config()`'s defaults."""
+    job = train.Config()
+    fields = dict(
+        resnet_depth=job.resnet_depth,
+        width_multiplier=job.width_multiplier,
+        epochs=job.train_epochs,
+        batch_size=job.train_batch_size,
+        learning_rate=job.learning_rate,
+        learning_rate_scaling=job.learning_rate_scaling,
+        warmup_epochs=job.warmup_epochs,
+        weight_decay=job.weight_decay,
+        optimizer=job.optimizer,
+        momentum=job.momentum,
+        objective=job.objective,
+        temperature=job.temperature,
+        color_jitter_strength=job.color_jitter_strength,
+        crop_scale=tuple(job.crop_scale),
+        num_proj_layers=job.num_proj_layers,
+        mixed_precision=job.mixed_precision,
+        seed=job.seed,
+    )
+    return QualityConfig(name=name, **{**fields, **overrides})
+
+
 CONFIGS = {
     "tiny": QualityConfig(
         name="tiny",
@@ -131,6 +159,11 @@ CONFIGS = {
         eval_batch_size=256,
     ),
     "quick": QualityConfig(name="quick"),
+    # The `simclr` command's defaults (`make run`), read from the job's Config.
+    "main": _job_defaults("main"),
+    # The study's recipe for 30 minutes of pretraining and evaluation on 2 cores
+    # (docs/quality_study.md); `simclr` runs it with the flags in the README.
+    "30min": _job_defaults("30min", epochs=8),
     "long": QualityConfig(
         name="long",
         width_multiplier=0.5,
