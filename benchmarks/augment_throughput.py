@@ -19,24 +19,48 @@ images, made three ways on this machine in the same run:
 - `per_example`: a straightforward `tf.image` pipeline mapped over single images
   before batching (parallel map), the way SimCLR's reference input pipeline works.
 
+With `--mixed-sizes`, a second table times `keras_simclr.data.pretraining_dataset`
+(two views per image, seeded as the job runs it) on a folder of JPEG files of
+ImageNet-like sizes (375x500, 500x333, 480x640, ...), written to a temporary
+directory:
+
+- `full_resolution`: `data.load(folder)` keeps every image at its size and the two
+  random crops of each are cut from the original and resized once;
+- `thumbnail`: `data.load(folder, image_size=size)`, every image centre-cropped and
+  shrunk to `size` first, the random crops cut from that thumbnail (the library
+  before full-resolution crops);
+- each with `cache=True` (the decoded images, or the thumbnails, kept in memory:
+  the augmentation alone) and without it (`_decoding`: every file decoded, and
+  shrunk, in every epoch, as for a data set larger than memory).
+
 The pipelines run in alternating rounds and the median round is reported, so that
 other load on the machine affects them alike. No assertions: the figures go in the
 report / README.
 
     python benchmarks/augment_throughput.py            # 224 and 32 px, batch 256
     python benchmarks/augment_throughput.py --quick    # fewer batches, < ~60 s
+    python benchmarks/augment_throughput.py --sizes 224 --mixed-sizes
 """
 
 import argparse
 import os
+import shutil
 import statistics
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from keras_simclr import data  # noqa: E402
 from keras_simclr.augment import SimCLRAugment  # noqa: E402
+
+# (height, width) of the JPEG files of the mixed-size runs, sizes common in ImageNet.
+_MIXED_SIZES = [
+    (375, 500), (500, 375), (333, 500), (500, 333),
+    (480, 640), (427, 640), (500, 500), (281, 500),
+]
 
 
 def _random_apply(function, probability, image, seed):
@@ -149,15 +173,56 @@ def _pipelines(size, batch_size, layer_per_image=False, op_by_op=False):
     return pipelines
 
 
+def write_mixed_size_folder(directory, count, seed=0):
+    """`count` JPEG files of the `_MIXED_SIZES`, smooth like photographs."""
+    for index in range(count):
+        height, width = _MIXED_SIZES[index % len(_MIXED_SIZES)]
+        coarse = tf.random.stateless_uniform((6, 8, 3), (seed, index), maxval=255.0)
+        image = tf.image.resize(coarse, (height, width), "bicubic")
+        image += tf.random.stateless_normal((height, width, 3), (seed, ~index), 8.0)
+        image = tf.cast(tf.clip_by_value(image, 0.0, 255.0), tf.uint8)
+        path = os.path.join(directory, f"{index:04d}.jpg")
+        tf.io.write_file(path, tf.io.encode_jpeg(image, quality=90))
+
+
+def _mixed_size_pipelines(folder, size, batch_size):
+    def pipeline(image_size, cache):
+        source = data.load(f"folder:{folder}", image_size=image_size)
+        augment = SimCLRAugment(size, preset="imagenet", seed=0)
+        return data.pretraining_dataset(
+            source, batch_size, augment=augment, shuffle_buffer=batch_size,
+            cache=cache, seed=0,
+        )
+
+    return {
+        "full_resolution": pipeline(None, True),
+        "thumbnail": pipeline(size, True),
+        "full_resolution_decoding": pipeline(None, False),
+        "thumbnail_decoding": pipeline(size, False),
+    }
+
+
 def measure(
-    size, batch_size, batches, rounds, layer_per_image=False, op_by_op=False
+    size,
+    batch_size,
+    batches,
+    rounds,
+    layer_per_image=False,
+    op_by_op=False,
+    mixed_sizes_folder=None,
 ):
     """Median images/s of every pipeline over `rounds` alternating rounds.
 
     Each round opens a fresh iterator per pipeline and closes it before the next
-    pipeline runs, so that no pipeline computes in the background of another.
+    pipeline runs, so that no pipeline computes in the background of another. With
+    `mixed_sizes_folder` (a folder of `batch_size` images from
+    `write_mixed_size_folder`), the mixed-size pipelines run instead, and images/s
+    count source images, each made into two views.
     """
-    pipelines = _pipelines(size, batch_size, layer_per_image, op_by_op)
+    if mixed_sizes_folder is None:
+        pipelines = _pipelines(size, batch_size, layer_per_image, op_by_op)
+    else:
+        pipelines = _mixed_size_pipelines(mixed_sizes_folder, size, batch_size)
     rates = {name: [] for name in pipelines}
     for _ in range(rounds):
         for name, dataset in pipelines.items():
@@ -184,6 +249,12 @@ def main():
         action="store_true",
         help="also map the layer with jit_compile=False",
     )
+    parser.add_argument(
+        "--mixed-sizes",
+        action="store_true",
+        help="also time pretraining_dataset on JPEG files of ImageNet-like sizes, "
+        "full-resolution crops against thumbnails (sizes >= 128)",
+    )
     args = parser.parse_args()
     print(
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch_size}, "
@@ -201,7 +272,33 @@ def main():
         for name, rate in rates.items():
             ratio = rate / rates["per_example"]
             print(f"{size:>5} {name:>15} {rate:>10.0f} {ratio:>14.2f}x", flush=True)
+    if args.mixed_sizes:
+        _print_mixed_sizes(args)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+def _print_mixed_sizes(args):
+    print(
+        "\npretraining_dataset on JPEG files of ImageNet-like sizes, two views per "
+        "image, seeded; images/s count source images"
+    )
+    print(f"{'size':>5} {'pipeline':>24} {'images/s':>10} {'vs thumbnail':>13}")
+    folder = tempfile.mkdtemp(prefix="mixed_sizes_")
+    try:
+        write_mixed_size_folder(folder, args.batch_size)
+        for size in (s for s in args.sizes if s >= 128):
+            rates = measure(
+                size, args.batch_size, 2 if args.quick else 4, 1 if args.quick else 3,
+                mixed_sizes_folder=folder,
+            )
+            for name, rate in rates.items():
+                reference = rates[name.replace("full_resolution", "thumbnail")]
+                print(
+                    f"{size:>5} {name:>24} {rate:>10.0f} {rate / reference:>12.2f}x",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

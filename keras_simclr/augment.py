@@ -53,6 +53,9 @@ _BICUBIC_TABLE_SIZE = 1024.0
 # MirroredStrategy draw different views from one synchronised seed state.
 _REPLICA_SEED_STRIDE = 1_000_003
 
+# The backend of `tf.data` pipelines, whatever Keras' backend is.
+_TENSORFLOW = backend_utils.DynamicBackend("tensorflow")
+
 # XLA-compiled kernels, shared by every layer instance: one function per kernel and
 # static arguments, traced once per input signature, not once per layer.
 _COMPILED_KERNELS = {}
@@ -542,11 +545,45 @@ def _resize_second_kernel(backend, values, indices, weights, axis):
     return np_.clip(np_.transpose(resized, (0, 3, 1, 2)), 0.0, 1.0)
 
 
+def _crop_and_resize_one(backend, image, box, output_size, flip=None):
+    """Crops `box` (top, left, height, width) out of one `(H, W, C)` image of any
+    size, resizes it bicubically to `output_size` with the backend's resize (on
+    TensorFlow, `tf.image.resize(crop, ..., "bicubic")`), mirrors it if `flip`;
+    returns planes `(C, height, width)` in [0, 1]."""
+    np_ = backend.numpy
+    box = backend.cast(box, "int32")
+    channels = image.shape[-1]
+    crop = backend.core.slice(
+        image,
+        np_.stack([box[0], box[1], 0]),
+        np_.stack([box[2], box[3], channels]),
+    )
+    # TensorFlow's bicubic resize is faster on floats than on `uint8`, and the
+    # division first gives the views of the image's float copy divided by 255.
+    if keras.backend.standardize_dtype(image.dtype) == "uint8":
+        crop = np_.divide(backend.cast(crop, _FLOAT), 255.0)
+    crop = backend.cast(crop, _FLOAT)
+    resized = backend.image.resize(crop, output_size, interpolation="bicubic")
+    if flip is not None:
+        resized = backend.core.cond(
+            flip, lambda: np_.flip(resized, axis=1), lambda: resized
+        )
+    return np_.clip(np_.transpose(resized, (2, 0, 1)), 0.0, 1.0)
+
+
 def _crop_and_resize(layer, images, boxes, output_size, flips=None):
     """Crops `boxes` (top, left, height, width) out of `(B, H, W, C)` images,
     resizes them bicubically to `output_size`, mirrors the examples with `flips`;
     returns planes `(B, C, height, width)` in [0, 1]."""
     backend = layer.backend
+    if images.shape[0] == 1 and None in tuple(images.shape[1:3]):
+        # One image whose size is known only at run time (images of different
+        # sizes mapped one by one): the backend's resize of the sliced box is
+        # several times faster than gathering the taps op by op (XLA would compile
+        # them again for every image size).
+        flip = None if flips is None else flips[0]
+        planes = _crop_and_resize_one(backend, images[0], boxes[0], output_size, flip)
+        return planes[None]
     divisor = None
     if keras.backend.standardize_dtype(images.dtype) == "uint8":
         # A tensor, not a constant: XLA would multiply by the rounded reciprocal
@@ -1832,24 +1869,91 @@ class SimCLRAugment(_ImageLayer):
                 return self._output(
                     self.crop._crop_planes(images, None, training=False)
                 )
-            # The stages hand planes to each other; the last one returns images.
             planes = self.crop._crop_planes(
                 images, transformation["crop"], flips=transformation.get("flip")
             )
-            # A colour drop followed by the blur runs in the blur's passes.
-            gray = None
-            if self.color_drop is not None and self.gaussian_blur is not None:
-                gray = transformation["color_drop"]["apply"]
-                stages = [stage for stage in stages if stage[0] != "color_drop"]
-            for index, (name, layer) in enumerate(stages[1:], start=2):
-                extra = {"gray": gray} if name == "gaussian_blur" else {}
-                planes = layer._transform_planes(
-                    planes,
-                    transformation[name],
-                    channels_last=index == len(stages),
-                    **extra,
-                )
+            return self._transform_crops(planes, transformation)
+
+    def _transform_crops(self, planes, transformation):
+        """The stages after the crop (and flip) on planes `(B, C, height, width)`;
+        returns images `(B, height, width, C)`."""
+        # The stages hand planes to each other; the last one returns images.
+        stages = self._stages()[1:]
+        # A colour drop followed by the blur runs in the blur's passes.
+        gray = None
+        if self.color_drop is not None and self.gaussian_blur is not None:
+            gray = transformation["color_drop"]["apply"]
+            stages = [stage for stage in stages if stage[0] != "color_drop"]
+        for index, (name, layer) in enumerate(stages, start=1):
+            extra = {"gray": gray} if name == "gaussian_blur" else {}
+            planes = layer._transform_planes(
+                planes,
+                transformation[name],
+                channels_last=index == len(stages),
+                **extra,
+            )
         return self.backend.cast(planes, self.compute_dtype)
+
+    # Images of different sizes. An input pipeline crops each image at its full
+    # resolution before batching (`keras_simclr.data.pretraining_dataset`), in three
+    # steps: `_draw_crops` per image, one image at a time when the pipeline is
+    # seeded (it advances the crop's and the flip's random streams);
+    # `_crop_views` per image, in parallel; `_augment_crops` on batches of the
+    # crops (the colour and blur streams, as `transform_images` draws them). The
+    # crops travel as planes `(C, height, width)`, the layout the stages share.
+
+    def _draw_crops(self, image, num_views):
+        """Crop boxes `(V, 4)` and flips `(V,)` of `num_views` views of one image
+        `(H, W, C)`, drawn as `get_random_transformation` draws them for a batch."""
+        with _SharedBackend(_TENSORFLOW, [self, self.crop]):
+            shape = self.backend.core.shape(image)
+            crops = {
+                "boxes": _sample_crop_boxes(
+                    self.backend,
+                    self.crop._seed(None),
+                    num_views,
+                    shape[0],
+                    shape[1],
+                    self.crop.scale,
+                    self.crop.ratio,
+                    self.crop.max_attempts,
+                )
+            }
+            if self.flip:
+                draws = self.backend.random.uniform(
+                    (num_views,), seed=self._seed(None), dtype=_FLOAT
+                )
+                crops["flip"] = draws < 0.5
+        return crops
+
+    def _crop_views(self, image, crops):
+        """The views of one image `(H, W, C)` (`uint8` or float in [0, 1]) cut and
+        resized as `crops` says: a tuple of planes `(C, height, width)` in [0, 1]."""
+        image = self._standardize_images(image)
+        flips = crops.get("flip")
+        with _SharedBackend(_TENSORFLOW, [self]):
+            return tuple(
+                _crop_and_resize_one(
+                    self.backend,
+                    image,
+                    crops["boxes"][view],
+                    self.image_size,
+                    None if flips is None else flips[view],
+                )
+                for view in range(crops["boxes"].shape[0])
+            )
+
+    def _augment_crops(self, planes):
+        """Colour jitter, colour drop and blur on a batch of `_crop_views` planes
+        `(B, C, height, width)`, each example drawing its own parameters; returns
+        images `(B, height, width, C)` in [0, 1]."""
+        stages = self._stages()[1:]
+        with _SharedBackend(_TENSORFLOW, [self, *(layer for _, layer in stages)]):
+            transformation = {
+                name: layer.get_random_transformation(planes, training=True)
+                for name, layer in stages
+            }
+            return self._transform_crops(planes, transformation)
 
     def compute_output_shape(self, input_shape):
         return self.crop.compute_output_shape(input_shape)

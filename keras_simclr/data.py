@@ -26,6 +26,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_simclr import augment as augmentation
+
 _LOGGER = logging.getLogger(__name__)
 
 # Where the Debian package `dataset-fashion-mnist` installs the four IDX files.
@@ -158,10 +160,14 @@ def load(
         split: the split, with optional tfds slicing.
         data_dir: where the data lives: tfds' data directory, or the directory of
             the Fashion-MNIST IDX files. Must exist when given.
-        image_size: `None` keeps the stored size; an int or `(height, width)`
-            centre-crops the largest window with the target aspect ratio and resizes
-            it (bilinear, antialiased) to that size, which equals resizing the shorter
-            side and centre-cropping. Required for folders, whose images differ in size.
+        image_size: `None` keeps the stored size: a folder's images (and
+            ImageNet's) then keep their own sizes, at full resolution, and
+            `pretraining_dataset` / `evaluation_dataset` crop each one before
+            batching, as the reference implementation does. An int or
+            `(height, width)` centre-crops the largest window with the target aspect
+            ratio and resizes it (bilinear, antialiased) to that size, which equals
+            resizing the shorter side and centre-cropping: every image gets one
+            size, and random crops later come from that smaller image.
         shuffle_files: shuffle the order of the files each epoch (tfds shards, folder
             images); in-memory sources (local Fashion-MNIST) keep their order.
         seed: seed of the file shuffling.
@@ -172,23 +178,19 @@ def load(
     Returns:
         An unbatched `tf.data.Dataset` of `(image, label)` (`uint8 (H, W, C)`,
         `int64 ()`) for labelled data, or of images alone for unlabelled data.
+        Images of different sizes have the element shape `(None, None, C)`.
 
     Example:
 
     >>> train = keras_simclr.data.load("fashion_mnist", "train")
-    >>> pets = keras_simclr.data.load("folder:/data/pets", image_size=96)
+    >>> pets = keras_simclr.data.load("folder:/data/pets")  # full resolution
+    >>> thumbnails = keras_simclr.data.load("folder:/data/pets", image_size=96)
     """
     kind, target = _parse_name(name)
     image_size = _check_image_size(image_size)
     labels = _check_labels(labels)
     _check_data_dir(data_dir)
     if kind == "folder":
-        if image_size is None:
-            raise ValueError(
-                "`image_size` is required for a folder of images, because images of "
-                "different sizes cannot be batched. Received: image_size=None. Pass "
-                "e.g. image_size=96."
-            )
         return _load_folder(target, split, image_size, labels, shuffle_files, seed)
     if kind == "fashion_mnist":
         directory = _fashion_mnist_dir(data_dir)
@@ -353,22 +355,33 @@ def pretraining_dataset(
     draws its parameters per example and independently for the two views. Without
     `augment`, the images stay `uint8` and the model augments them on the accelerator.
 
+    Images of different sizes (a folder or ImageNet loaded without `image_size`) are
+    cropped at their full resolution, as the reference implementation crops the
+    decoded image (`crop_and_resize` in its `data_util.py`): the two crops of each
+    image are drawn on the original and resized once, before batching, and the rest
+    of `keras_simclr.augment.SimCLRAugment` (colour jitter, colour drop, blur) then
+    runs on batches. Another `augment` is called on each image alone (as a batch of
+    one) and must return one size. The shuffle buffer then holds full-resolution
+    images.
+
     With a seed, the order and the views are reproducible: shuffling uses the seed
-    and the augmentation runs one batch at a time, because concurrent calls would
+    and the augmentation runs one batch at a time (one image at a time for the
+    random crops of images of different sizes), because concurrent calls would
     consume the augmentation layer's random state in a varying order (each call
-    is still vectorised over the batch). Without a seed, batches are augmented
-    concurrently.
+    is still vectorised over the batch; crops are cut and resized concurrently).
+    Without a seed, batches are augmented concurrently.
 
     Args:
         source: a `tf.data.Dataset` of images or `(image, label)` pairs (what
             `load()` returns; dicts with `"image"` and `"label"` keys work too), a
             NumPy array of images `(n, H, W, C)` or `(n, H, W)`, or a tuple
-            `(images, labels)`. Images of one shape, `uint8` or float in [0, 1].
+            `(images, labels)`. Images `uint8` or float in [0, 1], of one shape or,
+            with `augment`, of different sizes (element shape `(None, None, C)`).
         batch_size: the global batch size. With `input_context` the dataset yields
             per-replica batches of `batch_size // num_replicas_in_sync`.
         augment: a callable (e.g. `keras_simclr.augment.SimCLRAugment`) mapping a
-            batch of images as the source holds them to one float32 view; `None`
-            leaves augmentation to the model.
+            batch of images as the source holds them to one float32 view of one
+            size; `None` leaves augmentation to the model.
         shuffle_buffer: size of the shuffle buffer; 0 disables shuffling.
         cache: `True` caches the source in memory, a string caches it to that file;
             done before shuffling so that each epoch is reshuffled.
@@ -400,7 +413,15 @@ def pretraining_dataset(
         raise TypeError(
             "`cache` must be True/False or a file name. Received: " f"cache={cache!r}"
         )
-    dataset, labelled = _as_dataset(source, "pretraining_dataset")
+    dataset, labelled, sizes_differ = _as_dataset(source, "pretraining_dataset")
+    if sizes_differ and augment is None:
+        raise ValueError(
+            "`pretraining_dataset` received images of different sizes (element "
+            f"shape {_image_spec(dataset).shape}), which cannot be batched as they "
+            "are. Pass augment=keras_simclr.augment.SimCLRAugment(...), which crops "
+            "each image at full resolution before batching, or give the images one "
+            "size with keras_simclr.data.load(..., image_size=...)."
+        )
     per_replica_batch = batch_size
     if input_context is not None:
         replicas = input_context.num_replicas_in_sync
@@ -421,12 +442,17 @@ def pretraining_dataset(
         )
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(per_replica_batch, drop_remainder=True)
-    if augment is None:
+    if sizes_differ:
+        dataset = _views_of_each_image(
+            dataset, augment, per_replica_batch, sequential=seed is not None
+        )
+    elif augment is None:
+        dataset = dataset.batch(per_replica_batch, drop_remainder=True)
         dataset = dataset.map(
             _as_tuple if labelled else _as_single, num_parallel_calls=tf.data.AUTOTUNE
         )
     else:
+        dataset = dataset.batch(per_replica_batch, drop_remainder=True)
 
         def two_views(images, *label):
             return ((augment(images), augment(images)), *label)
@@ -437,19 +463,67 @@ def pretraining_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def _views_of_each_image(dataset, augment, batch_size, sequential):
+    """Batches of two views of images of different sizes, cropped one by one.
+
+    `SimCLRAugment` draws the two crops of an image (one image at a time when
+    `sequential`, so that its random streams are consumed in order), cuts and
+    resizes them concurrently, and augments the rest on batches. Another `augment`
+    makes each view of an image alone.
+    """
+    draws = None if sequential else tf.data.AUTOTUNE
+    if isinstance(augment, augmentation.SimCLRAugment):
+        # Graph code already, as a layer call is: AutoGraph need not convert it.
+        @tf.autograph.experimental.do_not_convert
+        def draw(image, *label):
+            return (image, augment._draw_crops(image, 2), *label)
+
+        @tf.autograph.experimental.do_not_convert
+        def crop(image, crops, *label):
+            return (augment._crop_views(image, crops), *label)
+
+        @tf.autograph.experimental.do_not_convert
+        def finish(crops, *label):
+            return (tuple(augment._augment_crops(views) for views in crops), *label)
+
+        dataset = dataset.map(draw, num_parallel_calls=draws)
+        dataset = dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+        return dataset.map(finish, num_parallel_calls=draws)
+
+    def views(image, *label):
+        return (tuple(augment(image[None])[0] for _ in range(2)), *label)
+
+    dataset = dataset.map(views, num_parallel_calls=draws)
+    view_spec = dataset.element_spec[0][0]
+    if not view_spec.shape.is_fully_defined():
+        raise ValueError(
+            "`augment` must map each of the images of different sizes to a view of "
+            "one size, so that views can be batched. Received views of shape "
+            f"{view_spec.shape}. Use a layer that crops and resizes, e.g. "
+            "keras_simclr.augment.SimCLRAugment(224)."
+        )
+    return dataset.batch(batch_size, drop_remainder=True)
+
+
 def evaluation_dataset(source, batch_size, preprocess=None):
     """Batches labelled images for evaluation, in order and keeping every example.
 
     The linear evaluation of Section 4 (and Appendix B.5) reads the test images once,
     with the evaluation preprocessing (a central crop, no colour augmentation) and no
     shuffling; the last batch may be smaller, so that every example is scored.
+    Images of different sizes are preprocessed one by one before batching, so that a
+    central crop is taken of the original image and resized once, as the reference
+    implementation does (`center_crop` in its `data_util.py`).
 
     Args:
         source: a labelled source, as for `pretraining_dataset()`.
         batch_size: the batch size.
         preprocess: a callable (e.g. `keras_simclr.augment.CenterCropResize`) mapping
             a batch of images as the source holds them to float32 in [0, 1]. `None`
-            converts `uint8` images to float32 in [0, 1].
+            converts `uint8` images to float32 in [0, 1]. Required for images of
+            different sizes, to each of which it is applied alone (as a batch of
+            one); it must then return one size.
 
     Returns:
         A `tf.data.Dataset` of `(images, labels)`, images float32.
@@ -458,6 +532,9 @@ def evaluation_dataset(source, batch_size, preprocess=None):
 
     >>> test = keras_simclr.data.load("fashion_mnist", "test")
     >>> ds = keras_simclr.data.evaluation_dataset(test, 512)
+    >>> photos = keras_simclr.data.load("folder:/data/pets", "test")
+    >>> center = keras_simclr.augment.CenterCropResize(224, 224)
+    >>> ds = keras_simclr.data.evaluation_dataset(photos, 256, preprocess=center)
     """
     _check_positive_int("batch_size", batch_size)
     if preprocess is not None and not callable(preprocess):
@@ -466,7 +543,7 @@ def evaluation_dataset(source, batch_size, preprocess=None):
             f"e.g. keras_simclr.augment.CenterCropResize(...). Received: "
             f"preprocess={preprocess!r}"
         )
-    dataset, labelled = _as_dataset(source, "evaluation_dataset")
+    dataset, labelled, sizes_differ = _as_dataset(source, "evaluation_dataset")
     if not labelled:
         raise ValueError(
             "`evaluation_dataset` needs labels, but the source yields images only. "
@@ -478,9 +555,33 @@ def evaluation_dataset(source, batch_size, preprocess=None):
     def prepare(images, class_ids):
         return tf.cast(transform(images), tf.float32), class_ids
 
-    dataset = dataset.batch(batch_size).map(
-        prepare, num_parallel_calls=tf.data.AUTOTUNE
-    )
+    if sizes_differ:
+        if preprocess is None:
+            raise ValueError(
+                "`evaluation_dataset` received images of different sizes (element "
+                f"shape {_image_spec(dataset).shape}), which cannot be batched as "
+                "they are. Pass preprocess=keras_simclr.augment.CenterCropResize("
+                "224, 224), which crops each image at full resolution before "
+                "batching, or give the images one size with "
+                "keras_simclr.data.load(..., image_size=...)."
+            )
+
+        def prepare_one(image, class_id):
+            return tf.cast(transform(image[None])[0], tf.float32), class_id
+
+        dataset = dataset.map(prepare_one, num_parallel_calls=tf.data.AUTOTUNE)
+        if not _image_spec(dataset).shape.is_fully_defined():
+            raise ValueError(
+                "`preprocess` must map each of the images of different sizes to one "
+                "size, so that they can be batched. Received outputs of shape "
+                f"{_image_spec(dataset).shape}. Use a layer that crops and resizes, "
+                "e.g. keras_simclr.augment.CenterCropResize(224, 224)."
+            )
+        dataset = dataset.batch(batch_size)
+    else:
+        dataset = dataset.batch(batch_size).map(
+            prepare, num_parallel_calls=tf.data.AUTOTUNE
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -936,7 +1037,8 @@ def _load_folder(root, split, image_size, labels, shuffle_files, seed):
         image = tf.io.decode_image(
             tf.io.read_file(path), channels=3, expand_animations=False
         )
-        image = _resize_image(image, image_size)
+        if image_size is not None:
+            image = _resize_image(image, image_size)
         return (image, *label) if label else image
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
@@ -1188,11 +1290,11 @@ def _as_dataset(source, caller):
         )
     image_spec = spec[0] if labelled else spec
     shape = image_spec.shape
-    if shape.rank != 3 or not shape.is_fully_defined():
+    if shape.rank != 3 or shape[-1] is None:
         raise ValueError(
-            f"`{caller}` needs images of one known shape (H, W, C) so that they can "
-            f"be batched. Received element shape {shape}. Pass image_size= to "
-            "keras_simclr.data.load(), or set the shape with tf.ensure_shape."
+            f"`{caller}` needs images (H, W, C) with a known number of channels C. "
+            f"Received element shape {shape}. Set the shape with tf.ensure_shape, "
+            "e.g. to (None, None, 3) for RGB images of different sizes."
         )
     if image_spec.dtype != tf.uint8 and not image_spec.dtype.is_floating:
         raise ValueError(
@@ -1201,7 +1303,12 @@ def _as_dataset(source, caller):
         )
     if int(dataset.cardinality()) == 0:
         raise ValueError(f"`{caller}` received an empty source.")
-    return dataset, labelled
+    return dataset, labelled, not shape.is_fully_defined()
+
+
+def _image_spec(dataset):
+    spec = dataset.element_spec
+    return spec[0] if isinstance(spec, tuple) else spec
 
 
 def _check_image_array(images, caller):

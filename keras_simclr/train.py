@@ -519,9 +519,12 @@ def pretrain(config):
         log.info("Resuming from step %d of %d", start, plan_.total_steps)
         print(f"Resuming from step {start} of {plan_.total_steps}", flush=True)
 
+    # Images of different sizes stay at full resolution: the host augmentation crops
+    # each one before batching. A model that augments needs batches of one size.
+    full_resolution = _sizes_differ(plan_) and not config.augment_in_model
     source = data.load(
         config.dataset, config.train_split, data_dir=config.data_dir,
-        image_size=plan_.image_size,
+        image_size=None if full_resolution else plan_.image_size,
     )
     host_augment = None if config.augment_in_model else build_augmenter(config, plan_)
     callbacks = [
@@ -666,17 +669,8 @@ def evaluate(config, encoder=None, projection_head=None):
     _check_evaluation_inputs(config, plan_, encoder_file=encoder is None)
     if encoder is None:
         encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
-    # The reference centre-crops evaluation images only above CIFAR size.
-    preprocess = (
-        augment.CenterCropResize(plan_.image_size, plan_.image_size)
-        if plan_.image_size > 32
-        else None
-    )
-    train, test = (
-        data.evaluation_dataset(
-            data.load(config.dataset, split, data_dir=config.data_dir, image_size=plan_.image_size),
-            config.eval_batch_size,
-        )
+    (train, preprocess), (test, _) = (
+        evaluation_data(config, plan_, split)
         for split in (config.train_split, config.eval_split)
     )
     results = []
@@ -698,6 +692,42 @@ def evaluate(config, encoder=None, projection_head=None):
         results.append(_fine_tune(config, plan_, encoder, projection_head, train, test, preprocess))
     evaluation.write_results(results, os.path.join(config.model_dir, "results.json"))
     return results
+
+
+def _sizes_differ(plan_):
+    return None in plan_.info.image_shape[:2]
+
+
+def evaluation_data(config, plan_, split):
+    """The evaluation batches of `split` and the preprocessing still to apply to them.
+
+    The reference centre-crops evaluation images (87.5% of the side) only above
+    CIFAR size. Images of different sizes are cropped at full resolution, each
+    resized once, before batching, as the reference does; images of one size are
+    cropped in batches, by the returned `preprocess`.
+
+    Args:
+        config: the run's `Config`.
+        plan_: its `Plan`.
+        split: the split to read, with optional tfds slicing.
+
+    Returns:
+        `(dataset, preprocess)`: a dataset of `(images, labels)` batches (float32 in
+        [0, 1]) and the callable to apply to them before the encoder, or `None`
+        when there is nothing left to do.
+    """
+    size = plan_.image_size
+    if _sizes_differ(plan_):
+        # At CIFAR size, no centre crop: the largest central window of the output's
+        # aspect ratio.
+        crop = augment.CenterCropResize(
+            size, size, crop_proportion=0.875 if size > 32 else 1.0
+        )
+        source = data.load(config.dataset, split, data_dir=config.data_dir)
+        return data.evaluation_dataset(source, config.eval_batch_size, crop), None
+    preprocess = augment.CenterCropResize(size, size) if size > 32 else None
+    source = data.load(config.dataset, split, data_dir=config.data_dir, image_size=size)
+    return data.evaluation_dataset(source, config.eval_batch_size), preprocess
 
 
 def run(config):
@@ -722,16 +752,10 @@ def _pictures(config, encoder):
             evaluation.plot_training_curves(curves, os.path.join(config.model_dir, "curves.png"))
         if encoder is None:
             encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
-        test = data.evaluation_dataset(
-            data.load(
-                config.dataset, config.eval_split, data_dir=config.data_dir,
-                image_size=plan(config).image_size,
-            ),
-            config.eval_batch_size,
-        )
+        test, preprocess = evaluation_data(config, plan(config), config.eval_split)
         evaluation.plot_embedding(
-            encoder, test, os.path.join(config.model_dir, "embedding.png"), method="pca",
-            class_names=plan(config).info.class_names,
+            encoder, test, os.path.join(config.model_dir, "embedding.png"),
+            preprocess=preprocess, method="pca", class_names=plan(config).info.class_names,
         )
     except ImportError as error:
         log.warning("No pictures: %s", error)

@@ -21,7 +21,9 @@ import tensorflow_datasets as tfds
 from absl import flags as absl_flags
 
 from idx_files import write_real_subset
+from keras_simclr import augment
 from keras_simclr import cli
+from keras_simclr import data
 from keras_simclr import evaluation
 from keras_simclr import optimizers
 from keras_simclr import train
@@ -456,6 +458,42 @@ def test_tfds_dataset_through_the_job(tmp_path):
         results = train.run(config)
     assert [r.protocol for r in results] == ["knn (k=64, T=0.1)"]
     assert results[0].num_test == 64
+
+
+def test_folder_of_images_of_different_sizes_through_the_job(tmp_path, monkeypatch):
+    """Pretrains on full-resolution crops; evaluates on the centre of each original."""
+    sizes = []
+    load = data.load
+
+    def recording_load(*args, **kwargs):
+        sizes.append(kwargs.get("image_size"))
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(data, "load", recording_load)
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 16), ("test", 4)):
+        for i in range(count):
+            height, width = rng.integers(30, 90, size=2)
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            path = tmp_path / "images" / split / ("ab"[i % 2]) / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tf.io.encode_png(image).numpy())
+    config = train.Config(
+        dataset=f"folder:{tmp_path / 'images'}", image_size=40,
+        model_dir=str(tmp_path / "run"), train_steps=2, train_batch_size=8,
+        width_multiplier=0.125, proj_out_dim=16, eval_batch_size=8,
+        mixed_precision="off", verbose=0, eval_protocols=("knn",),
+    )
+    results = train.run(config)
+    assert [r.num_test for r in results] == [4]
+    assert sizes and set(sizes) == {None}  # every image decoded at full resolution
+    dataset, preprocess = train.evaluation_data(config, train.plan(config), "test")
+    assert preprocess is None  # done on each original, before batching
+    images = np.concatenate([images for images, _ in dataset])
+    originals = [image for image, _ in data.load(config.dataset, "test")]
+    center = augment.CenterCropResize(40, 40)  # the central 87.5%, resized once
+    for image, original in zip(images, originals):
+        np.testing.assert_allclose(image, center(original).numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize(

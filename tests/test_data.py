@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_simclr import augment
 from keras_simclr import data
 from idx_files import write_fashion_mnist
 from idx_files import write_idx
@@ -55,6 +56,35 @@ def write_image(path, height, width, value=None, seed=0):
     elif suffix == ".gif":
         path.write_bytes(TINY_GIF)
     return image
+
+
+def images_of_different_sizes(images):
+    """A source whose images keep their own sizes, as a folder's do."""
+    return tf.data.Dataset.from_generator(
+        lambda: iter(images),
+        output_signature=tf.TensorSpec((None, None, images[0].shape[-1]), tf.uint8),
+    )
+
+
+def crop_and_resize(image, box, size):
+    """tf.image's crop of `box` (top, left, height, width) and bicubic resize of the
+    `uint8` image, in [0, 1]."""
+    top, left, height, width = np.asarray(box).astype(int)
+    crop = tf.image.crop_to_bounding_box(image, top, left, height, width)
+    return np.clip(tf.image.resize(crop, size, "bicubic").numpy() / 255.0, 0.0, 1.0)
+
+
+def reference_center_crop(image, size, proportion=0.875):
+    """The reference's `center_crop` (data_util.py): the central `proportion` of the
+    image, cut to the output's aspect ratio, resized once."""
+    (height, width), (out_h, out_w) = image.shape[:2], size
+    aspect = out_w / out_h
+    if aspect > width / height:
+        crop_h, crop_w = round(proportion / aspect * width), round(proportion * width)
+    else:
+        crop_h, crop_w = round(proportion * height), round(proportion * aspect * height)
+    top, left = (height - crop_h + 1) // 2, (width - crop_w + 1) // 2
+    return crop_and_resize(image, (top, left, crop_h, crop_w), size)
 
 
 def images_of(dataset):
@@ -260,7 +290,7 @@ def test_tfds_variable_size_images_are_resized_for_batching(tmp_path):
             24,
             3,
         )
-    with pytest.raises(ValueError, match="one known shape.*image_size="):
+    with pytest.raises(ValueError, match="different sizes.*image_size="):
         data.pretraining_dataset(raw, 2)
     batch = next(iter(data.pretraining_dataset(resized, 2, repeat=False)))
     assert batch[0].shape == (2, 24, 24, 3) and batch[0].dtype == tf.uint8
@@ -489,21 +519,18 @@ def test_folder_shuffle_files_is_seeded(tmp_path):
     assert sorted(order(shuffle_files=True, seed=3)) == sorted(fixed)
 
 
-@pytest.mark.parametrize(
-    "setup, kwargs, message",
-    [
-        (lambda root: None, {"image_size": 8}, "No readable image"),
-        (
-            lambda root: write_image(root / "a.png", 3, 3),
-            {},
-            "`image_size` is required",
-        ),
-    ],
-)
-def test_folder_bad_inputs(tmp_path, setup, kwargs, message):
-    setup(tmp_path)
-    with pytest.raises(ValueError, match=message):
-        data.load(f"folder:{tmp_path}", **kwargs)
+def test_folder_without_image_size_keeps_every_image_at_full_resolution(tmp_path):
+    files = make_labelled_folder(tmp_path)
+    dataset = data.load(f"folder:{tmp_path}")
+    assert dataset.element_spec[0] == tf.TensorSpec((None, None, 3), tf.uint8)
+    shapes = sorted(image.shape[:2] for image in images_of(dataset))
+    assert shapes == sorted(files.values())
+    assert data.info(f"folder:{tmp_path}").image_shape == (None, None, 3)
+
+
+def test_folder_without_images_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="No readable image"):
+        data.load(f"folder:{tmp_path}", image_size=8)
 
 
 # Pretraining batches.
@@ -697,6 +724,117 @@ def test_pretraining_with_simclr_augment():
     assert 0.0 <= view_1.min() and view_1.max() <= 1.0
     assert not np.allclose(view_1, view_2)
     np.testing.assert_array_equal(first, views())
+
+
+def test_pretraining_crops_images_of_different_sizes_from_the_original():
+    # 448 wide and 336 tall. Without colour changes (the grayscale preset's jitter at
+    # strength 0), a view is its crop, resized, and its flip alone.
+    image = np.random.default_rng(3).integers(0, 256, (336, 448, 1), dtype=np.uint8)
+
+    def make():
+        return augment.SimCLRAugment(
+            (48, 64), preset="grayscale", color_jitter_strength=0.0, seed=9
+        )
+
+    source = images_of_different_sizes([image])
+    dataset = data.pretraining_dataset(source, 1, augment=make(), seed=0)
+    ((view_1, view_2),) = next(iter(dataset))
+    # The two crops of an image are drawn as the layer draws those of a batch of two.
+    drawn = make().get_random_transformation(tf.zeros((2, 336, 448, 1)))
+    boxes, flips = drawn["crop"]["boxes"].numpy(), drawn["flip"].numpy()
+    assert not np.array_equal(boxes[0], boxes[1])
+    for view, box, flip in zip((view_1[0], view_2[0]), boxes, flips):
+        expected = crop_and_resize(image, box, (48, 64))
+        expected = expected[:, ::-1] if flip else expected
+        np.testing.assert_allclose(view.numpy(), expected, atol=1e-5)
+
+
+def test_folder_of_images_of_different_sizes_pretrains_and_evaluates(tmp_path):
+    sizes = {
+        "cat/a.jpg": (336, 448),
+        "cat/b.png": (300, 200),
+        "dog/c.png": (120, 160),
+        "dog/d.png": (97, 255),
+    }
+    for i, (name, (height, width)) in enumerate(sizes.items()):
+        write_image(tmp_path / name, height, width, seed=i)
+    source = data.load(f"folder:{tmp_path}")
+
+    def views():
+        simclr = augment.SimCLRAugment(32, preset="cifar", seed=1)
+        dataset = data.pretraining_dataset(source, 2, augment=simclr, seed=4)
+        return [(v1.numpy(), v2.numpy(), y.numpy()) for (v1, v2), y in dataset.take(4)]
+
+    first = views()
+    for view_1, view_2, labels in first:
+        assert view_1.shape == view_2.shape == (2, 32, 32, 3)
+        assert view_1.dtype == np.float32 and 0 <= view_1.min() <= view_1.max() <= 1
+        assert not np.allclose(view_1, view_2)
+        assert set(labels) <= {0, 1}
+    for a, b in zip(first, views()):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+    # Evaluation: the central 87.5% of each original image, resized once.
+    center = augment.CenterCropResize(24, 40)
+    batches = list(data.evaluation_dataset(source, 3, preprocess=center))
+    assert [len(labels) for _, labels in batches] == [3, 1]
+    images = np.concatenate([images for images, _ in batches])
+    for image, original in zip(images, images_of(source)):
+        expected = reference_center_crop(original, (24, 40))
+        np.testing.assert_allclose(image, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("labelled", [True, False], ids=["labelled", "unlabelled"])
+def test_pretraining_maps_another_augment_over_images_of_different_sizes(labelled):
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in [(20, 9), (8, 30)]]
+    source = images_of_different_sizes(images)
+    if labelled:
+        source = tf.data.Dataset.zip(source, tf.data.Dataset.range(2))
+    crop = augment.RandomResizedCrop(6, 5, seed=2)
+    batch = next(iter(data.pretraining_dataset(source, 2, augment=crop, seed=1)))
+    view_1, view_2 = batch[0]
+    assert view_1.shape == view_2.shape == (2, 6, 5, 3)
+    assert not np.allclose(view_1, view_2)
+    assert len(batch) == (2 if labelled else 1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda source: data.pretraining_dataset(source, 2),
+            r"different sizes \(element shape \(None, None, 3\)\).*augment=",
+        ),
+        (
+            lambda source: data.pretraining_dataset(source, 2, augment=lambda x: x),
+            r"one size.*Received views of shape \(None, None, 3\)",
+        ),
+        (
+            lambda source: data.evaluation_dataset(
+                tf.data.Dataset.zip(source, tf.data.Dataset.range(2)), 2
+            ),
+            r"different sizes.*preprocess=",
+        ),
+        (
+            lambda source: data.evaluation_dataset(
+                tf.data.Dataset.zip(source, tf.data.Dataset.range(2)),
+                2,
+                preprocess=lambda x: tf.cast(x, tf.float32),
+            ),
+            r"one size.*Received outputs of shape \(None, None, 3\)",
+        ),
+        (
+            lambda source: data.pretraining_dataset(source.map(lambda x: x[..., 0]), 2),
+            r"known number of channels.*Received element shape \(None, None\)",
+        ),
+    ],
+)
+def test_images_of_different_sizes_need_a_crop_to_be_batched(call, message):
+    images = [np.zeros((4, 6, 3), np.uint8), np.zeros((5, 3, 3), np.uint8)]
+    with pytest.raises(ValueError, match=message):
+        call(images_of_different_sizes(images))
 
 
 # Evaluation batches.
