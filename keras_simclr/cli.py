@@ -46,6 +46,8 @@ _HELP = {
     "use_blur": "Gaussian blur; default from the preset (on for ImageNet-sized images).",
     "augment_in_model": "Augment inside the training step instead of in the tf.data pipeline.",
     "lineareval_while_pretraining": "Train a linear probe on stop_gradient(h) during pretraining.",
+    "probe_optimizer": "adam (the probe's own Adam on the warm-up/cosine schedule: a steady progress signal) or shared (the reference: the encoder's optimizer, plain momentum at its learning rate).",
+    "probe_learning_rate": "Peak learning rate of the probe's own optimizer (probe_optimizer=adam).",
     "eval_protocols": "Evaluation protocols: linear, knn.",
     "finetune_label_fraction": "Fraction of labels for fine-tuning (train_mode=finetune).",
     "finetune_epochs": "Fine-tuning epochs (train_mode=finetune); default SimCLRv2's: 60 for 1% of the labels or fewer, else 30.",
@@ -84,7 +86,8 @@ _GROUPS = (
     (
         "evaluation",
         (
-            "lineareval_while_pretraining", "eval_protocols", "eval_batch_size",
+            "lineareval_while_pretraining", "probe_optimizer", "probe_learning_rate",
+            "eval_protocols", "eval_batch_size",
             "finetune_label_fraction", "finetune_epochs", "ft_proj_selector",
         ),
     ),
@@ -151,7 +154,7 @@ def _define_flags(flag_values=flags.FLAGS):
         kind = typing.get_args(field.type) or (field.type,)
         kind = next(k for k in kind if k is not type(None))
         help_text = _HELP[field.name]
-        if field.name in ("mode", "train_mode", "optimizer", "mixed_precision", "learning_rate_scaling", "objective"):
+        if field.name in ("mode", "train_mode", "optimizer", "mixed_precision", "learning_rate_scaling", "objective", "probe_optimizer"):
             allowed = {
                 "mode": train.MODES,
                 "train_mode": train.TRAIN_MODES,
@@ -159,6 +162,7 @@ def _define_flags(flag_values=flags.FLAGS):
                 "mixed_precision": train.MIXED_PRECISION,
                 "learning_rate_scaling": ("linear", "sqrt"),
                 "objective": ("reference", "paper"),
+                "probe_optimizer": train.PROBE_OPTIMIZERS,
             }[field.name]
             flags.DEFINE_enum(field.name, field.default, allowed, help_text, flag_values=flag_values)
         elif kind is tuple:

@@ -27,6 +27,7 @@ log = logging.getLogger("keras_simclr")
 MODES = ("train", "eval", "train_then_eval")
 TRAIN_MODES = ("pretrain", "finetune")
 OPTIMIZERS = ("lars", "momentum", "adam")
+PROBE_OPTIMIZERS = ("adam", "shared")
 MIXED_PRECISION = ("auto", "off", "bfloat16", "float16")
 EVAL_PROTOCOLS = ("linear", "knn")
 
@@ -82,6 +83,8 @@ class Config:
     use_blur: bool | None = None
     augment_in_model: bool = False
     lineareval_while_pretraining: bool = True
+    probe_optimizer: str = "adam"
+    probe_learning_rate: float = 1e-3
     eval_protocols: tuple = ("linear", "knn")
     finetune_label_fraction: float = 0.1
     finetune_epochs: int | None = None
@@ -103,6 +106,7 @@ class Config:
         _one_of("mode", self.mode, MODES)
         _one_of("train_mode", self.train_mode, TRAIN_MODES)
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("probe_optimizer", self.probe_optimizer, PROBE_OPTIMIZERS)
         _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _one_of("learning_rate_scaling", self.learning_rate_scaling, ("linear", "sqrt"))
         _one_of("objective", self.objective, tuple(models.simclr.OBJECTIVES))
@@ -127,6 +131,11 @@ class Config:
         if not self.temperature > 0:
             raise ValueError(
                 f"`temperature` must be > 0. Received: temperature={self.temperature}"
+            )
+        if not self.probe_learning_rate > 0:
+            raise ValueError(
+                "`probe_learning_rate` must be > 0. Received: "
+                f"probe_learning_rate={self.probe_learning_rate}"
             )
         if not self.learning_rate > 0:
             raise ValueError(
@@ -286,6 +295,26 @@ def build_optimizer(config, plan_):
     if config.optimizer == "momentum":
         return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True)
     return keras.optimizers.Adam(schedule)
+
+
+def build_probe_optimizer(config, plan_):
+    """The online probe's own optimizer, or `None` to share the encoder's.
+
+    "shared" is the reference's way: the probe steps with the encoder's optimizer,
+    excluded from LARS' trust ratio and weight decay, i.e. plain momentum at the
+    full learning rate. On h straight from the encoder (not standardised) that
+    diverges at SimCLR's learning rates (probe loss above 50 in the first epoch of
+    a Fashion-MNIST run at lr 2.4), so by default the probe has its own Adam on the
+    same warm-up and cosine schedule: a steady progress signal. Neither choice
+    touches the encoder (the probe reads stop_gradient(h)).
+    """
+    if not config.lineareval_while_pretraining or config.probe_optimizer == "shared":
+        return None
+    return keras.optimizers.Adam(
+        optimizers.WarmupCosineDecay(
+            config.probe_learning_rate, plan_.warmup_steps, plan_.total_steps
+        )
+    )
 
 
 # Checkpoints and resume ----------------------------------------------------------
@@ -481,9 +510,16 @@ def pretrain(config):
 
     with strategy.scope():
         model = build_model(config, plan_)
-        model.compile(optimizer=build_optimizer(config, plan_), jit_compile=config.jit_compile)
+        model.compile(
+            optimizer=build_optimizer(config, plan_),
+            probe_optimizer=build_probe_optimizer(config, plan_),
+            jit_compile=config.jit_compile,
+        )
         model._build_optimizers()
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    tracked = dict(model=model, optimizer=model.optimizer)
+    if model.probe_optimizer is not None:
+        tracked["probe_optimizer"] = model.probe_optimizer
+    checkpoint = tf.train.Checkpoint(**tracked)
     manager = tf.train.CheckpointManager(
         checkpoint,
         os.path.join(config.model_dir, "checkpoints"),

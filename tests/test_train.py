@@ -95,3 +95,30 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     assert again[-1].protocol == fine_tuned.protocol
     with pytest.raises(ValueError, match="ft_proj_selector"):
         train.Config(ft_proj_selector=3)
+
+
+def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
+    import tensorflow as tf
+
+    config = train.Config(
+        mode="train", data_dir=str(data_dir), model_dir=str(tmp_path / "run"),
+        train_batch_size=64, train_steps=8, width_multiplier=0.125, proj_out_dim=16,
+        mixed_precision="off", checkpoint_steps=4, checkpoint_epochs=0, verbose=0,
+    )
+    model, _ = train.pretrain(config)
+    assert model.probe_optimizer is not None  # the default: the probe's own Adam
+    directory = str(tmp_path / "run" / "checkpoints")
+    names = [name for name, _ in tf.train.list_variables(directory)]
+    assert any(name.startswith("probe_optimizer/") for name in names), names
+    # As if killed after step 4: the index names ckpt-4 as the latest.
+    with open(f"{directory}/checkpoint", "w") as f:
+        f.write('model_checkpoint_path: "ckpt-4"\nall_model_checkpoint_paths: "ckpt-4"\n')
+    saved = tf.train.load_checkpoint(f"{directory}/ckpt-4")
+    resumed, _ = train.pretrain(config)
+    # Both optimizers continued from step 4 (a fresh probe optimizer would stand at 4).
+    assert int(resumed.optimizer.iterations.numpy()) == 8
+    assert int(resumed.probe_optimizer.iterations.numpy()) == 8
+    # The probe trained on from its step-4 weights.
+    kernel = saved.get_tensor("probe_optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
+    assert kernel.shape == resumed.probe.weights[0].shape
+    assert 0 < np.abs(kernel - resumed.probe.weights[0].numpy()).max() < 1.0
