@@ -50,7 +50,12 @@ class Config:
     """Configuration of a SimCLR run; names follow the reference `run.py` flags.
 
     The defaults are the main job: Fashion-MNIST from local files, a quarter-width
-    ResNet-18, a few minutes on 2 CPU cores, then a linear evaluation.
+    ResNet-18, a few minutes on 2 CPU cores, then a linear evaluation. Its
+    optimisation settings come from the quality study (docs/quality_study.md): for
+    3 epochs at batch 256, SGD with Nesterov momentum, learning rate 0.6, the
+    reference's L2 weight decay 1e-4 and a 0.3-epoch warm-up beat LARS at its best
+    learning rate by 1.1 points of linear evaluation and 1.7 of kNN on a validation
+    split. LARS (`optimizer="lars"`) remains the paper's choice for large batches.
     """
 
     mode: str = "train_then_eval"
@@ -61,14 +66,14 @@ class Config:
     eval_split: str = "test"
     image_size: int | None = None
     train_batch_size: int = 256
-    train_epochs: int = 1
+    train_epochs: int = 3
     train_steps: int = 0
     eval_batch_size: int = 512
-    learning_rate: float = 0.3
+    learning_rate: float = 0.6
     learning_rate_scaling: str = "linear"
-    warmup_epochs: float = 0.2
-    weight_decay: float = 1e-6
-    optimizer: str = "lars"
+    warmup_epochs: float = 0.3
+    weight_decay: float = 1e-4
+    optimizer: str = "momentum"
     momentum: float = 0.9
     temperature: float = 0.2
     objective: str = "reference"
