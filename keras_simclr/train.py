@@ -93,7 +93,7 @@ class Config:
     eval_protocols: tuple = ("linear", "knn")
     finetune_label_fraction: float = 0.1
     finetune_epochs: int | None = None
-    ft_proj_selector: int = 1
+    ft_proj_selector: int | None = None
     model_dir: str = "runs/fashion_mnist"
     log_every_steps: int = 25
     checkpoint_epochs: int = 1
@@ -157,7 +157,9 @@ class Config:
                 "`finetune_epochs` must be >= 1, or unset for SimCLRv2's 60 (1% of the "
                 f"labels or fewer) or 30. Received: finetune_epochs={self.finetune_epochs}"
             )
-        if not 0 <= self.ft_proj_selector <= self.num_proj_layers:
+        if self.ft_proj_selector is not None and not (
+            0 <= self.ft_proj_selector <= self.num_proj_layers
+        ):
             raise ValueError(
                 "`ft_proj_selector` is the projection-head layer fine-tuning starts "
                 f"from: 0 (h) to num_proj_layers={self.num_proj_layers}. Received: "
@@ -631,18 +633,26 @@ def finetune_epochs(config):
     return 60 if config.finetune_label_fraction <= 0.01 else 30
 
 
+def ft_proj_selector(config):
+    """`ft_proj_selector`, or SimCLRv2's: the first head layer when there is one."""
+    if config.ft_proj_selector is not None:
+        return config.ft_proj_selector
+    return min(1, config.num_proj_layers)
+
+
 def _fine_tune(config, plan_, encoder, projection_head, train, test, preprocess):
     """SimCLRv2's fine-tuning: from projection-head layer `ft_proj_selector`, with
     random crops and flips, on a class-balanced fraction of the labels."""
-    if config.ft_proj_selector and projection_head is None:
+    selector = ft_proj_selector(config)
+    if selector and projection_head is None:
         model = keras.models.load_model(
             os.path.join(config.model_dir, "model.keras"), compile=False
         )
         projection_head = model.projection_head
     return evaluation.fine_tune(
         encoder, train, test, label_fraction=config.finetune_label_fraction,
-        head=projection_head if config.ft_proj_selector else None,
-        head_layers=config.ft_proj_selector,
+        head=projection_head if selector else None,
+        head_layers=selector,
         augment=augment.crop_and_flip(plan_.image_size, seed=config.seed),
         preprocess=preprocess, epochs=finetune_epochs(config), seed=config.seed,
         dataset_name=config.dataset,

@@ -95,6 +95,8 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     assert again[-1].protocol == fine_tuned.protocol
     with pytest.raises(ValueError, match="ft_proj_selector"):
         train.Config(ft_proj_selector=3)
+    assert train.ft_proj_selector(train.Config()) == 1
+    assert train.ft_proj_selector(train.Config(num_proj_layers=0)) == 0
 
 
 def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
