@@ -15,11 +15,21 @@ def data_dir(tmp_path_factory):
     return write_real_subset(tmp_path_factory.mktemp("fashion_mnist"), sizes=(512, 256))
 
 
+def _tiny(data_dir, model_dir, **overrides):
+    """The smallest job: 8 steps of 64 make an epoch of the 512 training images."""
+    return train.Config(
+        **{
+            "mode": "train", "data_dir": str(data_dir), "model_dir": str(model_dir),
+            "train_batch_size": 64, "width_multiplier": 0.125, "proj_out_dim": 16,
+            "eval_batch_size": 256, "mixed_precision": "off", "verbose": 0,
+            **overrides,
+        }
+    )
+
+
 def test_history_has_rows_every_few_steps_with_window_means(data_dir, tmp_path):
-    config = train.Config(
-        mode="train", data_dir=str(data_dir), model_dir=str(tmp_path / "run"),
-        train_batch_size=64, train_steps=12, width_multiplier=0.125, proj_out_dim=16,
-        mixed_precision="off", log_every_steps=3, checkpoint_epochs=0, verbose=0,
+    config = _tiny(
+        data_dir, tmp_path / "run", train_steps=12, log_every_steps=3, checkpoint_epochs=0
     )
     _, history = train.pretrain(config)
     with open(tmp_path / "run" / "history.csv") as f:
@@ -56,14 +66,11 @@ def test_whole_run_and_resume_on_a_non_local_file_system(data_dir):
     import tensorflow as tf
 
     model_dir = "ram://simclr-job/run"
-    common = dict(
-        data_dir=str(data_dir), model_dir=model_dir, train_batch_size=64,
-        width_multiplier=0.125, proj_out_dim=16, eval_batch_size=256,
-        mixed_precision="off", checkpoint_steps=2, verbose=0,
-    )
-    train.run(train.Config(mode="train", train_steps=4, **common))
+    train.run(_tiny(data_dir, model_dir, train_steps=4, checkpoint_steps=2))
     assert tf.io.gfile.exists(f"{model_dir}/checkpoints/checkpoint")
-    results = train.run(train.Config(mode="train_then_eval", train_steps=6, **common))
+    results = train.run(
+        _tiny(data_dir, model_dir, mode="train_then_eval", train_steps=6, checkpoint_steps=2)
+    )
     with tf.io.gfile.GFile(f"{model_dir}/history.csv") as f:
         steps = [int(line.split(",")[0]) for line in f.read().splitlines()[1:]]
     assert steps[-1] == 6 and 4 in steps  # the second run resumed at step 4
@@ -77,21 +84,21 @@ def test_whole_run_and_resume_on_a_non_local_file_system(data_dir):
 
 def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     common = dict(
-        data_dir=str(data_dir), model_dir=str(tmp_path / "run"), train_batch_size=64,
-        width_multiplier=0.125, proj_out_dim=16, eval_batch_size=256,
-        mixed_precision="off", verbose=0, eval_protocols=("knn",),
-        train_mode="finetune", finetune_label_fraction=0.5, finetune_epochs=1,
+        eval_protocols=("knn",), train_mode="finetune", finetune_label_fraction=0.5,
+        finetune_epochs=1,
     )
     assert train.finetune_epochs(train.Config(finetune_label_fraction=0.01)) == 60
     assert train.finetune_epochs(train.Config(finetune_label_fraction=0.1)) == 30
-    results = train.run(train.Config(mode="train_then_eval", train_steps=2, **common))
+    results = train.run(
+        _tiny(data_dir, tmp_path / "run", mode="train_then_eval", train_steps=2, **common)
+    )
     fine_tuned = results[-1]
     assert fine_tuned.protocol.startswith("fine-tune")
     # From the first projection-head layer (SimCLRv2's ft_proj_selector=1).
     layers = [layer.name for layer in fine_tuned.model.layers]
     assert any("projection_head" in name for name in layers), layers
     # --mode=eval of the finished model_dir finds the head in model.keras.
-    again = train.run(train.Config(mode="eval", **common))
+    again = train.run(_tiny(data_dir, tmp_path / "run", mode="eval", **common))
     assert again[-1].protocol == fine_tuned.protocol
     with pytest.raises(ValueError, match="ft_proj_selector"):
         train.Config(ft_proj_selector=3)
@@ -102,10 +109,8 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
 def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     import tensorflow as tf
 
-    config = train.Config(
-        mode="train", data_dir=str(data_dir), model_dir=str(tmp_path / "run"),
-        train_batch_size=64, train_steps=8, width_multiplier=0.125, proj_out_dim=16,
-        mixed_precision="off", checkpoint_steps=4, checkpoint_epochs=0, verbose=0,
+    config = _tiny(
+        data_dir, tmp_path / "run", train_steps=8, checkpoint_steps=4, checkpoint_epochs=0
     )
     model, _ = train.pretrain(config)
     assert model.probe_optimizer is not None  # the default: the probe's own Adam
