@@ -717,7 +717,10 @@ def evaluate(config, encoder=None, projection_head=None):
         A list of `keras_simclr.evaluation.EvaluationResult`.
     """
     plan_ = plan(config)
-    _check_evaluation_inputs(config, plan_, encoder_file=encoder is None)
+    if encoder is None:
+        # With an encoder given (train_then_eval), pretrain() checked these already;
+        # for a folder data set the check reads every image once.
+        _check_evaluation_inputs(config, plan_, encoder_file=True)
     if encoder is None:
         encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
     (train, preprocess), (test, _) = (
