@@ -89,7 +89,7 @@ class Config:
     augment_in_model: bool = False
     lineareval_while_pretraining: bool = True
     probe_optimizer: str = "adam"
-    probe_learning_rate: float = 1e-3
+    probe_learning_rate: float = 1e-2
     eval_protocols: tuple = ("linear", "knn")
     finetune_label_fraction: float = 0.1
     finetune_epochs: int | None = None
@@ -309,11 +309,13 @@ def build_probe_optimizer(config, plan_):
 
     "shared" is the reference's way: the probe steps with the encoder's optimizer,
     excluded from LARS' trust ratio and weight decay, i.e. plain momentum at the
-    full learning rate. On h straight from the encoder (not standardised) that
-    diverges at SimCLR's learning rates (probe loss above 50 in the first epoch of
-    a Fashion-MNIST run at lr 2.4), so by default the probe has its own Adam on the
-    same warm-up and cosine schedule: a steady progress signal. Neither choice
-    touches the encoder (the probe reads stop_gradient(h)).
+    full learning rate. On h as the encoder gives it that diverges at SimCLR's
+    learning rates (probe loss above 50 in the first epoch of a Fashion-MNIST run
+    at lr 2.4), so by default the probe has its own Adam on the same warm-up and
+    cosine schedule. The probe standardises h first (`SimCLR(probe_batch_norm=
+    True)`), so one learning rate suits every run: at 1e-2 it ends within a few
+    points of the linear evaluation, where 1e-3 on raw h ended 12 points below.
+    Neither choice touches the encoder (the probe reads stop_gradient(h)).
     """
     if not config.lineareval_while_pretraining or config.probe_optimizer == "shared":
         return None

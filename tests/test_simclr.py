@@ -146,7 +146,7 @@ def test_l2_weight_decay_is_the_reference_term_on_all_but_batch_norm():
     with tf.GradientTape() as tape:
         h = expected.encoder(np.concatenate([view_1, view_2]), training=True)
         loss = _reference_objective(expected.projection_head(h, training=True), 8, 0.5)
-        logits = expected.probe(tf.stop_gradient(h))
+        logits = expected.probe(tf.stop_gradient(h), training=True)
         loss += tf.reduce_mean(
             keras.losses.sparse_categorical_crossentropy(
                 np.concatenate([labels, labels]), logits, from_logits=True
@@ -209,6 +209,42 @@ def _one_step(strategy, view_1, view_2, labels=None, num_classes=None):
 
 
 @pytest.mark.distributed
+def _probe_accuracy_on_scaled_features(scale, probe_batch_norm):
+    # h = the channel means times `scale`, linearly separable by class; the probe
+    # has its own Adam at the job's learning rate, the encoder nothing to learn.
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=1024)
+    images = rng.uniform(0.0, 0.4, size=(1024, 4, 4, 3)).astype("float32")
+    images[np.arange(1024), :, :, labels] += 0.4
+    inputs = keras.Input((4, 4, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    encoder = keras.Model(inputs, keras.layers.Rescaling(scale)(pooled))
+    keras.utils.set_random_seed(0)
+    model = models.SimCLR(
+        encoder,
+        models.projection_head(3, num_layers=2, output_dim=4),
+        temperature=0.2,
+        num_classes=3,
+        probe_batch_norm=probe_batch_norm,
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.0), probe_optimizer=keras.optimizers.Adam(1e-2))
+    dataset = tf.data.Dataset.from_tensor_slices(((images, images), labels)).batch(64)
+    history = model.fit(dataset, epochs=3, verbose=0)
+    return history.history["probe_accuracy"][-1]
+
+
+def test_probe_standardises_h_so_its_learning_rate_fits_any_feature_scale():
+    assert models.SimCLR(_encoder(), models.projection_head(8), num_classes=2).probe_batch_norm
+    # Features a hundred times smaller than the probe's rate expects: with the batch
+    # norm the probe learns as fast as on features of scale 1, without it it lags.
+    standardised = _probe_accuracy_on_scaled_features(0.02, probe_batch_norm=True)
+    raw = _probe_accuracy_on_scaled_features(0.02, probe_batch_norm=False)
+    assert standardised > 0.95, standardised
+    assert raw < 0.8, raw
+    with pytest.raises(ValueError, match="probe_batch_norm"):
+        models.SimCLR(_encoder(), models.projection_head(8), num_classes=2, probe_batch_norm=1)
+
+
 def test_two_replicas_equal_one_device(two_cpu_strategy, one_cpu_strategy):
     view_1, view_2 = _views(n=8)
     labels = np.arange(8) % 3
@@ -261,6 +297,7 @@ def test_save_load_continues_identically(tmp_path):
     model.save(path)
     restored = keras.models.load_model(path)
     assert isinstance(restored, models.SimCLR)
+    assert restored.probe_batch_norm
     assert restored.optimizer.iterations.numpy() == 2
     for a, b in zip(_weights(model), _weights(restored)):
         np.testing.assert_array_equal(a, b)

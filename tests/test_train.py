@@ -127,5 +127,5 @@ def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     assert int(resumed.probe_optimizer.iterations.numpy()) == 8
     # The probe trained on from its step-4 weights.
     kernel = saved.get_tensor("probe_optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
-    assert kernel.shape == resumed.probe.weights[0].shape
-    assert 0 < np.abs(kernel - resumed.probe.weights[0].numpy()).max() < 1.0
+    assert kernel.shape == resumed.probe.trainable_weights[0].shape
+    assert 0 < np.abs(kernel - resumed.probe.trainable_weights[0].numpy()).max() < 1.0

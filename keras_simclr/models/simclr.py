@@ -64,6 +64,12 @@ class SimCLR(keras.Model):
             no probe.
         objective: `"reference"` (default; twice the paper's NT-Xent, as the
             reference trains) or `"paper"` (the mean over the 2N anchors).
+        probe_batch_norm: bool; standardise h (a batch norm without scale and
+            offset, statistics over the global batch) before the probe's dense
+            layer, as the linear evaluation standardises h. The probe then learns
+            at one learning rate whatever the scale of h, which drifts as the
+            encoder trains. Defaults to `True`; `False` is the reference's probe
+            (a dense layer on h as it is). It never touches the encoder.
         l2_weight_decay: float >= 0; adds `l2_weight_decay * sum(w**2) / 2` over
             every trainable weight except batch-norm parameters (probe included)
             to the training objective: the reference's weight decay for optimizers
@@ -104,6 +110,7 @@ class SimCLR(keras.Model):
         num_classes=None,
         objective="reference",
         l2_weight_decay=0.0,
+        probe_batch_norm=True,
         name="simclr",
         **kwargs,
     ):
@@ -138,6 +145,11 @@ class SimCLR(keras.Model):
                 "`l2_weight_decay` must be a float >= 0 (0 disables it). Received: "
                 f"l2_weight_decay={l2_weight_decay!r}"
             )
+        if not isinstance(probe_batch_norm, (bool, np.bool_)):
+            raise ValueError(
+                "`probe_batch_norm` must be a bool. Received: "
+                f"probe_batch_norm={probe_batch_norm!r}"
+            )
         if num_classes is not None and (
             not isinstance(num_classes, int) or num_classes < 2
         ):
@@ -152,9 +164,16 @@ class SimCLR(keras.Model):
         self.num_classes = num_classes
         self.objective = objective
         self.l2_weight_decay = float(l2_weight_decay)
+        self.probe_batch_norm = bool(probe_batch_norm)
         feature_dim = encoder.outputs[0].shape[-1]
         self.probe = (
-            heads.linear_probe(feature_dim, num_classes, name="linear_probe")
+            heads.linear_probe(
+                feature_dim,
+                num_classes,
+                use_bn=self.probe_batch_norm,
+                synchronized_bn=True,
+                name="linear_probe",
+            )
             if num_classes
             else None
         )
@@ -468,12 +487,15 @@ class SimCLR(keras.Model):
             num_classes=self.num_classes,
             objective=self.objective,
             l2_weight_decay=self.l2_weight_decay,
+            probe_batch_norm=self.probe_batch_norm,
         )
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        # Models saved before the option existed have the reference's probe.
+        config.setdefault("probe_batch_norm", False)
         for key in ("encoder", "projection_head", "augmenter"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
