@@ -40,12 +40,13 @@ from keras_simclr.models.simclr import SimCLR
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 # Marks, in front of a name, a key the checkpoint lacks.
 _MISSING = "?"
+# The weights of each kind of layer, named as in both formats.
 _WEIGHTS = {
     "conv": ("kernel",),
     "bn": ("gamma", "beta", "moving_mean", "moving_variance"),
-    "dense": ("kernel",),
     "linear": ("kernel", "bias"),
 }
+_LEAVES = ("kernel", "bias") + _WEIGHTS["bn"]
 # Total bottleneck blocks -> depth, for the depths the reference released.
 _RELEASED_DEPTHS = (50, 101, 152)
 _DEPTH_OF_BLOCKS = {sum(_ARCHITECTURES[d][1]): d for d in _RELEASED_DEPTHS}
@@ -140,13 +141,13 @@ def from_reference_checkpoint(
     return (model, network) if classifier else model
 
 
-def verify_saved_model(saved_model, model, classifier=None, num_images=2, seed=0):
+def verify_saved_model(saved_model, model, classifier=None, images=None, num_images=2, seed=0):
     """Compares a converted model with the SavedModel it came from, on random images.
 
     Runs the released SavedModel (`tf.saved_model.load`, called as the reference's
     colabs call it: `saved_model(images, trainable=False)`) and the converted
-    `model` on the same random images in [0, 1], and measures the largest
-    difference of each output both have: h (`final_avg_pool`), z
+    `model` on the same images (random ones in [0, 1] unless given), and measures
+    the largest difference of each output both have: h (`final_avg_pool`), z
     (`proj_head_output`) and, with `classifier`, the logits (`logits_sup`).
 
     Args:
@@ -154,8 +155,11 @@ def verify_saved_model(saved_model, model, classifier=None, num_images=2, seed=0
             its `saved_model/`).
         model: the `SimCLR` model `from_reference_checkpoint` returned for it.
         classifier: optional classifier it returned.
-        num_images: positive int, how many images. Defaults to `2`.
-        seed: int, seed of the images. Defaults to `0`.
+        images: optional float32 batch `(n, height, width, 3)` in [0, 1] to compare
+            on. Defaults to random images of the encoder's input size (224 when it
+            takes any).
+        num_images: positive int, how many random images. Defaults to `2`.
+        seed: int, seed of the random images. Defaults to `0`.
 
     Returns:
         A dict mapping `"h"`, `"z"`, `"logits"` (those compared) to a dict with
@@ -171,6 +175,7 @@ def verify_saved_model(saved_model, model, classifier=None, num_images=2, seed=0
     # {'h': {'max_abs_difference': 2e-06, 'relative_difference': 1e-07}, ...}
     ```
     """
+    directory = saved_model_directory(saved_model)
     if not isinstance(model, SimCLR):
         raise ValueError(
             "`model` must be the SimCLR model `from_reference_checkpoint` returned. "
@@ -180,9 +185,9 @@ def verify_saved_model(saved_model, model, classifier=None, num_images=2, seed=0
         raise ValueError(
             f"`num_images` must be a positive int. Received: num_images={num_images!r}"
         )
-    directory = saved_model_directory(saved_model)
-    height, width = (side or 224 for side in model.encoder.inputs[0].shape[1:3])
-    images = np.random.default_rng(seed).uniform(0.0, 1.0, (num_images, height, width, 3))
+    if images is None:
+        height, width = (side or 224 for side in model.encoder.inputs[0].shape[1:3])
+        images = np.random.default_rng(seed).uniform(0.0, 1.0, (num_images, height, width, 3))
     images = tf.constant(images, tf.float32)
     logger = tf.get_logger()
     level = logger.level
@@ -259,7 +264,6 @@ class _Layout:
     reader: object
     shapes: dict  # checkpoint key -> shape, for the keys below
     prefix: str
-    format: str  # "tf1" or "tf2"
     depth: int
     width_multiplier: float
     sk_ratio: float
@@ -412,9 +416,14 @@ def _encoder_layers(depth, selective_kernels):
 
 
 class _Names:
-    """Maps our layers' weights to a checkpoint's keys; one subclass per format."""
+    """Maps our layers' weights to a checkpoint's keys; one subclass per format.
 
-    format = None
+    A subclass says where things are: `encoder_shape()` (selective kernels, width,
+    depth), `encoder_keys(depth, selective_kernels)`, `head_layers()`,
+    `head_key(layer, kind, weight)`, `has_supervised_head()`, `supervised_key(weight)`,
+    `shape(key)` and `unused(keys)` (the model's variables outside `keys`); a key it
+    lacks is its name after `_MISSING`. `layout` checks and gathers them.
+    """
 
     def __init__(self, prefix):
         self.prefix = prefix
@@ -467,7 +476,6 @@ class _Names:
             reader=reader,
             shapes={key: list(self.shape(key)) for key in keys.values()},
             prefix=self.prefix,
-            format=self.format,
             depth=depth,
             width_multiplier=width_multiplier,
             sk_ratio=_sk_ratio(keys, self.shape, depth) if selective_kernels else 0.0,
@@ -511,7 +519,6 @@ class _Names:
 class _Tf1Names(_Names):
     """Names of a TF1 checkpoint: variable scopes, numbered in creation order."""
 
-    format = "tf1"
     _SCOPES = ("base_model/", "head_contrastive/", "head_supervised/")
 
     def __init__(self, shapes, prefix, ema):
@@ -522,18 +529,13 @@ class _Tf1Names(_Names):
                 f"{prefix!r} holds no moving-average copy (ema_model/base_model/...). "
                 "Convert without `ema`."
             )
-        # The model's variables: optimizer slots (`.../Momentum`), the step counter
-        # and, unless asked for, the moving averages are left out.
+        # The model's variables, named without the EMA scope: optimizer slots
+        # (`.../Momentum`), the step counter and the other copy are left out.
+        scopes = tuple(self.scope + scope for scope in self._SCOPES)
         self.shapes = {
             key[len(self.scope):]: shape
             for key, shape in shapes.items()
-            if key.startswith(self.scope + "base_model/")
-            or key.startswith(self.scope + "head_")
-        }
-        self.shapes = {
-            key: shape for key, shape in self.shapes.items()
-            if key.startswith(self._SCOPES)
-            and key.rsplit("/", 1)[-1] in ("kernel", "bias") + _WEIGHTS["bn"]
+            if key.startswith(scopes) and key.rsplit("/", 1)[-1] in _LEAVES
         }
         self.convs = self._numbered("conv2d", "kernel")
         self.bns = self._numbered("batch_normalization", "gamma")
@@ -603,8 +605,6 @@ class _Tf1Names(_Names):
 
 class _Tf2Names(_Names):
     """Names of a TF2 checkpoint: attribute paths in its object graph."""
-
-    format = "tf2"
 
     def __init__(self, reader, prefix):
         super().__init__(prefix)
