@@ -51,7 +51,7 @@ _HELP = {
     "eval_protocols": "Evaluation protocols: linear, knn.",
     "finetune_label_fraction": "Fraction of labels for fine-tuning (train_mode=finetune).",
     "finetune_epochs": "Fine-tuning epochs (train_mode=finetune); default SimCLRv2's: 60 for 1% of the labels or fewer, else 30.",
-    "ft_proj_selector": "Projection-head layer fine-tuning starts from (train_mode=finetune): 0 is h, 1 the first layer; default 1 (SimCLRv2) when the head has a layer.",
+    "ft_proj_selector": "Projection-head layer fine-tuning starts from (train_mode=finetune): 0 is h, 1 the first layer; default 1 (SimCLRv2) when the head has a layer. With --mode=convert: the layer the checkpoint's classifier reads (default 1 for a finetuned_* release, else 0).",
     "model_dir": "Where checkpoints, the saved models, logs and results go; rerunning resumes.",
     "log_every_steps": "Write history.csv rows and TensorBoard scalars every this many steps (means over those steps).",
     "checkpoint_epochs": "Save a checkpoint every this many epochs (0: off).",

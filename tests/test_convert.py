@@ -136,6 +136,80 @@ def test_ema_reads_the_moving_average_copy(tmp_path):
             np.testing.assert_array_equal(getattr(encoder.get_layer(layer), weight), values[key])
 
 
+def _tf1_shapes(depth, width, selective_kernels, classes=1000):
+    """The variable shapes of a released TF1 checkpoint, in the reference's creation
+    order (no tensors: the larger releases would take gigabytes)."""
+    blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[depth]
+    convs, bns = [], []
+
+    def conv(size, cin, cout):
+        convs.append([size, size, cin, cout])
+
+    def bn(channels):
+        bns.append(channels)
+
+    stem = 64 * width
+    if selective_kernels:
+        for cin, cout in [(3, stem // 2), (stem // 2, stem // 2), (stem // 2, stem)]:
+            conv(3, cin, cout), bn(cout)
+    else:
+        conv(7, 3, stem), bn(stem)
+    channels = stem
+    for stage, count in enumerate(blocks):
+        filters = 64 * width * 2**stage
+        for block in range(count):
+            if block == 0:
+                conv(1, channels, 4 * filters), bn(4 * filters)
+            conv(1, channels, filters), bn(filters)
+            if selective_kernels:
+                attention = max(int(filters * 0.0625), 32)
+                conv(3, filters, 2 * filters), bn(2 * filters)
+                conv(1, filters, attention), bn(attention)
+                conv(1, attention, 2 * filters)
+            else:
+                conv(3, filters, filters), bn(filters)
+            conv(1, filters, 4 * filters), bn(4 * filters)
+            channels = 4 * filters
+    shapes = {}
+    for i, shape in enumerate(convs):
+        shapes[f"base_model/conv2d{f'_{i}' if i else ''}/kernel"] = shape
+    for i, size in enumerate(bns):
+        for weight in ("gamma", "beta", "moving_mean", "moving_variance"):
+            shapes[f"base_model/batch_normalization{f'_{i}' if i else ''}/{weight}"] = [size]
+    for layer, cout in enumerate([channels, channels, 128]):
+        cin = channels
+        shapes[f"head_contrastive/nl_{layer}/dense/kernel"] = [cin, cout]
+        for weight in ("gamma", "beta", "moving_mean", "moving_variance"):
+            if not (layer == 2 and weight == "beta"):
+                shapes[f"head_contrastive/nl_{layer}/batch_normalization/{weight}"] = [cout]
+    shapes["head_supervised/linear_layer/dense/kernel"] = [channels, classes]
+    shapes["head_supervised/linear_layer/dense/bias"] = [classes]
+    shapes["global_step"] = []
+    return shapes, len(convs)
+
+
+@pytest.mark.parametrize(
+    "depth, width, selective_kernels",
+    [(152, 3, True), (152, 2, True), (101, 2, False), (50, 4, False)],
+)
+def test_the_architecture_is_read_from_the_shapes(depth, width, selective_kernels):
+    shapes, num_convs = _tf1_shapes(depth, width, selective_kernels)
+    layout = convert._Tf1Names(shapes, "release", ema=False).layout(reader=None)
+    assert (layout.depth, layout.width_multiplier) == (depth, width)
+    assert layout.sk_ratio == (0.0625 if selective_kernels else 0.0)
+    assert layout.head_dims == (2048 * width, 2048 * width, 128)
+    assert layout.num_classes == 1000
+    # Numbered in creation order: the last convolution ends the last block, the
+    # second one is the first block's shortcut (created before its branch).
+    def conv(layer):
+        return layout.keys["encoder", layer, "kernel"]
+
+    assert conv("block5_3_conv3") == f"base_model/conv2d_{num_convs - 1}/kernel"
+    first = 3 if selective_kernels else 1
+    assert conv("block2_1_shortcut_conv") == f"base_model/conv2d_{first}/kernel"
+    assert conv("block2_1_conv1") == f"base_model/conv2d_{first + 1}/kernel"
+
+
 def test_a_tf1_directory_or_a_savedmodel_folder_is_found(tmp_path):
     tf1 = write_fixture("tf1_r50_1x_sk0", tmp_path)
     assert convert._locate(str(tf1)) == str(tf1 / "model.ckpt-250228")
