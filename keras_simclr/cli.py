@@ -16,7 +16,7 @@ from absl import flags
 from absl import logging
 
 _HELP = {
-    "mode": "train, eval (a finished model_dir), or train_then_eval.",
+    "mode": "train, eval (a finished model_dir, or --checkpoint), train_then_eval, or convert (--checkpoint to Keras files in model_dir).",
     "train_mode": "pretrain (SimCLR), or finetune (also fine-tune with a fraction of the labels when evaluating).",
     "dataset": "fashion_mnist (local Debian files, else tfds), any tfds name (cifar10, stl10, imagenet2012, ...), tfds:NAME, or folder:/path/to/images.",
     "data_dir": "Where the data lives: the Fashion-MNIST IDX files, or the tfds data directory.",
@@ -51,7 +51,7 @@ _HELP = {
     "eval_protocols": "Evaluation protocols: linear, knn.",
     "finetune_label_fraction": "Fraction of labels for fine-tuning (train_mode=finetune).",
     "finetune_epochs": "Fine-tuning epochs (train_mode=finetune); default SimCLRv2's: 60 for 1% of the labels or fewer, else 30.",
-    "ft_proj_selector": "Projection-head layer fine-tuning starts from (train_mode=finetune): 0 is h, 1 the first layer; default 1 (SimCLRv2) when the head has a layer.",
+    "ft_proj_selector": "Projection-head layer fine-tuning starts from (train_mode=finetune): 0 is h, 1 the first layer; default 1 (SimCLRv2) when the head has a layer. With --mode=convert: the layer the checkpoint's classifier reads (default 1 for a finetuned_* release, else 0).",
     "model_dir": "Where checkpoints, the saved models, logs and results go; rerunning resumes.",
     "log_every_steps": "Write history.csv rows and TensorBoard scalars every this many steps (means over those steps).",
     "checkpoint_epochs": "Save a checkpoint every this many epochs (0: off).",
@@ -64,11 +64,13 @@ _HELP = {
     "jit_compile": "Compile the training step with XLA.",
     "seed": "Random seed of initialisation, shuffling and augmentation.",
     "verbose": "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch; default: 1 on a terminal, else 2.",
+    "checkpoint": "Official SimCLR v1/v2 weights: a TF1 checkpoint (prefix or directory) or TF2 SavedModel, local or gs://. --mode=convert writes them as Keras files; --mode=eval evaluates them (and fine-tunes them with --train_mode=finetune) instead of model_dir's encoder.",
+    "verify": "With --mode=convert and a SavedModel --checkpoint: run the SavedModel and the converted model on random images and print their largest differences.",
 }
 
 # The sections of `--help`, in order; every field of `train.Config` is in one.
 _GROUPS = (
-    ("job", ("mode", "train_mode", "model_dir")),
+    ("job", ("mode", "train_mode", "model_dir", "checkpoint", "verify")),
     ("data", ("dataset", "data_dir", "train_split", "eval_split", "image_size")),
     (
         "model",

@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import flags as absl_flags
 
+import reference_checkpoints
 from idx_files import write_real_subset
 from keras_simclr import augment
 from keras_simclr import cli
@@ -434,7 +435,7 @@ def test_documented_command_parses_and_follows_the_reference(args):
         assert flag_values(["simclr", *args]) == ["simclr"]  # every argument is a flag
         config = cli._config_from_flags(flag_values)
     reference = _REFERENCE_COMMANDS.get(config.dataset)
-    if reference is None:
+    if reference is None or config.checkpoint:  # official weights are not pretrained here
         return
     base, scaling = reference["learning_rate"]
     learning_rate = optimizers.scaled_learning_rate(
@@ -504,6 +505,9 @@ def test_folder_of_images_of_different_sizes_through_the_job(tmp_path, monkeypat
         ({"train_epochs": 0, "train_steps": 0}, "train_epochs"),
         ({"optimizer": "rmsprop"}, "optimizer"),
         ({"image_size": 4}, "image_size"),
+        ({"mode": "convert"}, "--mode=convert converts --checkpoint"),
+        ({"checkpoint": "r50_1x_sk0"}, "pretraining starts from scratch"),
+        ({"mode": "eval", "verify": True}, "--verify checks a conversion"),
     ],
 )
 def test_config_validation(kwargs, message):
@@ -525,3 +529,106 @@ def test_epoch_segments_cover_the_remaining_steps(start, total, per_epoch, expec
     segments = train._epoch_segments(start, total, per_epoch)
     assert segments == expected
     assert sum(steps * (end - begin) for begin, end, steps, _ in segments) == total - start
+
+
+@pytest.mark.e2e
+def test_convert_writes_keras_files_that_compute_what_the_reference_computes(tmp_path):
+    name = "tf1_r50_1x_sk1"  # SimCLRv2 fine-tuned: the classifier reads head layer 1
+    checkpoint = reference_checkpoints.write_release(name, tmp_path / "releases")
+    model_dir = tmp_path / "converted"
+    result = _simclr(
+        "--mode=convert", f"--checkpoint={checkpoint}", f"--model_dir={model_dir}",
+        "--image_size=65",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (
+        f"Converted {checkpoint}: resnet50_1x_sk (h of 2048), a 3-layer projection head, "
+        "a classifier of 10 classes on head layer 1; wrote classifier.keras, encoder.keras, "
+        f"model.keras to {model_dir}"
+    ) in result.stdout
+    _, expected = reference_checkpoints.load_fixture(name)
+    images = reference_checkpoints.reference_images()
+    model = keras.models.load_model(model_dir / "model.keras")
+    encoder = keras.models.load_model(model_dir / "encoder.keras")
+    classifier = keras.models.load_model(model_dir / "classifier.keras")
+    h = encoder(images).numpy()
+    for actual, reference in [
+        (h, expected["h"]),
+        (model(images).numpy(), expected["h"]),
+        (model.projection_head(h).numpy(), expected["z"]),
+        (classifier(images).numpy(), expected["logits"]),
+    ]:
+        np.testing.assert_allclose(actual, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
+    record = json.loads((model_dir / "conversion.json").read_text())
+    assert record["classifier_reads_head_layer"] == 1 and record["projection_head_layers"] == 3
+
+
+def test_convert_checks_its_inputs_before_converting(tmp_path, monkeypatch):
+    checkpoint = reference_checkpoints.write_release("tf1_r50_1x_sk0", tmp_path / "releases")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("converted before the inputs were checked")
+
+    monkeypatch.setattr(train.models, "from_reference_checkpoint", no_work)
+    config = train.Config(
+        mode="convert", checkpoint=str(checkpoint), verify=True, model_dir=str(tmp_path / "out")
+    )
+    with pytest.raises(ValueError, match="not a SavedModel directory"):
+        train.run(config)
+    assert not (tmp_path / "out").exists()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds a training run"):
+        train.run(dataclasses.replace(config, verify=False, model_dir=str(run)))
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch):
+    _image_folder(tmp_path / "images" / "train", per_class=16, side=32)
+    _image_folder(tmp_path / "images" / "test", per_class=4, side=32)
+    name = "tf2_r50_1x_sk0"  # SimCLRv2 fine-tuned, with its 3-layer head
+    checkpoint = reference_checkpoints.write_release(name, tmp_path / "releases")
+    # Fine-tuning a ResNet-50 takes a minute here, and test_evaluation tests it;
+    # this test checks what the job gives it.
+    given = {}
+
+    def fine_tune(encoder, train_data, test_data, label_fraction, *, head, head_layers, **kwargs):
+        given.update(encoder=encoder, head=head, head_layers=head_layers)
+        return evaluation.EvaluationResult("images", "fine-tune (50% labels)", 1.0, 1.0, 16, 8)
+
+    monkeypatch.setattr(evaluation, "fine_tune", fine_tune)
+    config = train.Config(
+        mode="eval", train_mode="finetune", checkpoint=str(checkpoint),
+        dataset=f"folder:{tmp_path / 'images'}", model_dir=str(tmp_path / "run"),
+        eval_protocols=("knn",), finetune_label_fraction=0.5, eval_batch_size=16,
+        train_batch_size=16, verbose=0,
+    )
+    results = train.run(config)
+    assert [r.protocol for r in results] == ["knn (k=32, T=0.1)", "fine-tune (50% labels)"]
+    assert results[0].num_test == 8
+    assert (tmp_path / "run" / "results.json").exists()
+    # SimCLRv2's fine-tuning: the official encoder, from the head's first layer.
+    assert given["head_layers"] == 1
+    spec, _ = reference_checkpoints.load_fixture(name)
+    values = reference_checkpoints.fixture_values(spec)
+    prefix = "model/resnet_model/initial_conv_relu_max_pool/0/conv2d/kernel"
+    np.testing.assert_array_equal(
+        given["encoder"].get_layer("stem_conv").kernel, values[prefix + reference_checkpoints.TF2_SUFFIX]
+    )
+    assert given["encoder"].inputs[0].shape[1:] == (224, 224, 3)  # a folder's default size
+    prefix = "model/_projection_head/linear_layers/0/dense/kernel"
+    np.testing.assert_array_equal(
+        given["head"].get_layer("projection_head_dense1").kernel,
+        values[prefix + reference_checkpoints.TF2_SUFFIX],
+    )
+
+
+def test_eval_of_the_official_weights_needs_rgb_images(data_dir, tmp_path, monkeypatch):
+    _no_work(monkeypatch)
+    monkeypatch.setattr(train.models, "from_reference_checkpoint", train.build_model)
+    config = train.Config(
+        mode="eval", checkpoint=str(tmp_path), data_dir=str(data_dir), model_dir=str(tmp_path / "run")
+    )
+    with pytest.raises(ValueError, match="take RGB images; 'fashion_mnist' has 1 channel"):
+        train.run(config)

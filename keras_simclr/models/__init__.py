@@ -5,7 +5,13 @@
   the head up to layer k (SimCLRv2 fine-tunes from layer 1).
 - `linear_probe(...)`: a linear classifier on h.
 - `SimCLR(encoder, projection_head, ...)`: the `keras.Model` that pretrains them.
+- `from_reference_checkpoint(path, ...)`: the official SimCLR v1/v2 weights (TF1
+  checkpoints, TF2 SavedModels) as a `SimCLR` model; `verify_saved_model(...)`
+  compares a conversion with the SavedModel it came from.
 """
+
+from keras_simclr.models.convert import from_reference_checkpoint
+from keras_simclr.models.convert import verify_saved_model
 
 from keras_simclr.models.heads import linear_probe
 from keras_simclr.models.heads import projection_head
