@@ -359,7 +359,8 @@ class RandomColorDrop(_ImageLayer):
     `0.2989 R + 0.5870 G + 0.1140 B` (`tf.image.rgb_to_grayscale`) replaces the three
     channels. Semantically `keras.layers.RandomGrayscale(factor=probability)`; a layer
     of its own for the `uint8` handling, validation and replica-aware seeds shared by
-    this module. 1-channel images are returned unchanged.
+    `keras_simclr.augment`, and a stage that runs in the blur's passes inside
+    `SimCLRAugment`. 1-channel images are returned unchanged.
 
     Args:
         probability: probability of converting an example. Defaults to 0.2.

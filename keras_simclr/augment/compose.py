@@ -47,7 +47,7 @@ class RandomApply(_ImageLayer):
 
     Args:
         layer: a Keras layer mapping images to images of the same shape, e.g. a
-            Keras preprocessing layer or one of this module's.
+            Keras preprocessing layer or one of `keras_simclr.augment`'s.
         probability: probability of applying `layer` to an example.
         seed: integer seed of the random stream, or `None`.
         **kwargs: base layer arguments such as `name` and `dtype`.
