@@ -379,22 +379,6 @@ def test_a_model_saved_with_the_single_module_layout_loads_and_gives_its_views()
     np.testing.assert_allclose(views, saved["views"], atol=1e-6)
 
 
-def test_registered_names_are_the_package_and_the_class_name():
-    # What saved .keras files refer to: moving a class between modules keeps it.
-    for name in (
-        "RandomResizedCrop",
-        "CenterCropResize",
-        "ColorJitter",
-        "RandomColorDrop",
-        "RandomGaussianBlur",
-        "RandomApply",
-        "SimCLRAugment",
-    ):
-        cls = getattr(augment, name)
-        assert keras.saving.get_registered_name(cls) == f"keras_simclr>{name}"
-        assert keras.saving.get_registered_object(f"keras_simclr>{name}") is cls
-
-
 def test_compiled_kernels_are_shared_by_every_layer():
     images = random_images(4, 12)
     augment.ColorJitter(probability=1.0, seed=0)(images)

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from keras_simclr import data
+from keras_simclr.data import folder
 
 from .image_files import images_of
 from .image_files import write_image
@@ -100,6 +101,24 @@ def test_folder_skips_corrupt_and_unreadable_files_with_a_warning(tmp_path):
     assert sorted(int(label) for _, label in dataset) == [0, 0, 0, 1, 1, 1]
     with pytest.warns(UserWarning, match="Skipped 4 of 10"):
         assert data.info(f"folder:{tmp_path}").num_examples == 6
+
+
+def test_info_and_load_share_one_decode_check_per_file(tmp_path, monkeypatch):
+    make_labelled_folder(tmp_path)
+    (tmp_path / "dog" / "random.png").write_bytes(os.urandom(300))
+    with pytest.warns(UserWarning, match="Skipped 1 of 7"):
+        described = data.info(f"folder:{tmp_path}")
+    # info() checked every file into keras_simclr.data.folder's cache, the one cache
+    # of the package; load() finds them there and decodes none again to check it.
+    keys = [folder._file_key(path) for path in folder._image_files(str(tmp_path))]
+    assert len(keys) == 7
+    assert all(hash(key) in folder._GOOD_FILES or key in folder._BAD_FILES for key in keys)
+    checked = []
+    monkeypatch.setattr(folder, "_decode_error", checked.append)
+    with pytest.warns(UserWarning, match="Skipped 1 of 7"):
+        dataset = data.load(f"folder:{tmp_path}")
+    assert checked == []
+    assert len(images_of(dataset)) == described.num_examples == 6
 
 
 def test_folder_file_broken_after_loading_does_not_end_the_epoch(tmp_path):
