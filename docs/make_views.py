@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_simclr import augment
 from keras_simclr import data
+from keras_simclr import visualization
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,7 +38,7 @@ def photographs(size=224):
 def main():
     photos = photographs()
     path = os.path.join(HERE, "views_imagenet.png")
-    augment.plot_views(
+    visualization.plot_views(
         photos,
         augment.SimCLRAugment(224, preset="imagenet", seed=1),
         n=len(photos),
@@ -49,7 +50,7 @@ def main():
     test = data.load("fashion_mnist", split="test[:8]")
     images = np.stack([image for image, _ in test.as_numpy_iterator()])
     path = os.path.join(HERE, "views_fashion_mnist.png")
-    augment.plot_views(
+    visualization.plot_views(
         images,
         augment.SimCLRAugment(28, preset="grayscale", seed=1),
         n=8,

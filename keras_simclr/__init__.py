@@ -13,6 +13,7 @@ One import path per concept:
 - `keras_simclr.models`: ResNet encoders, projection head, linear probe, `SimCLR`.
 - `keras_simclr.data`: input pipelines (tfds, local Fashion-MNIST, image folders).
 - `keras_simclr.evaluation`: linear evaluation, kNN, semi-supervised fine-tuning.
+- `keras_simclr.visualization`: pictures of the views, training curves, embeddings.
 - `keras_simclr.distribute`: the cross-replica pieces (gather, loss scaling, strategies).
 """
 
@@ -32,3 +33,4 @@ from keras_simclr import evaluation  # noqa: E402
 from keras_simclr import losses  # noqa: E402
 from keras_simclr import models  # noqa: E402
 from keras_simclr import optimizers  # noqa: E402
+from keras_simclr import visualization  # noqa: E402

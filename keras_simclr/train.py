@@ -21,6 +21,7 @@ from keras_simclr import distribute
 from keras_simclr import evaluation
 from keras_simclr import models
 from keras_simclr import optimizers
+from keras_simclr import visualization
 
 log = logging.getLogger("keras_simclr")
 
@@ -394,7 +395,7 @@ class _StepLogger(keras.callbacks.Callback):
     Each row holds the global step, the fractional epoch and the mean of every
     logged metric over the steps since the previous row (Keras' per-batch logs are
     means since the epoch began; the window mean is derived from two of them).
-    A resumed run appends; `evaluation.plot_training_curves` keeps the last row of
+    A resumed run appends; `visualization.plot_training_curves` keeps the last row of
     a repeated step.
     """
 
@@ -935,11 +936,11 @@ def _pictures(config, encoder):
     curves = os.path.join(config.model_dir, "history.csv")
     try:
         if tf.io.gfile.exists(curves):
-            evaluation.plot_training_curves(curves, os.path.join(config.model_dir, "curves.png"))
+            visualization.plot_training_curves(curves, os.path.join(config.model_dir, "curves.png"))
         if encoder is None:
             encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
         test, preprocess = evaluation_data(config, plan(config), config.eval_split)
-        evaluation.plot_embedding(
+        visualization.plot_embedding(
             encoder, test, os.path.join(config.model_dir, "embedding.png"),
             preprocess=preprocess, method="pca", class_names=plan(config).info.class_names,
         )

@@ -1,12 +1,15 @@
 """The package as users install it: version, public API, metadata."""
 
 import configparser
+import importlib
 import os
 import pathlib
 import re
 import subprocess
 import sys
+import zipfile
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -41,6 +44,56 @@ def test_readme_commands_match_ci():
     assert "\nmake run\n" in readme
 
 
+# The public names of the modules that became packages, as they were before.
+PUBLIC_NAMES = {
+    "augment": (
+        "CenterCropResize", "ColorJitter", "RandomApply", "RandomColorDrop",
+        "RandomGaussianBlur", "RandomResizedCrop", "SimCLRAugment", "crop_and_flip",
+        "plot_views",
+    ),
+    "data": (
+        "DatasetInfo", "distributed_pretraining_dataset", "evaluation_dataset", "info",
+        "load", "load_fashion_mnist", "pretraining_dataset",
+    ),
+    "evaluation": (
+        "EvaluationResult", "balanced_subset", "extract_features", "fine_tune",
+        "format_table", "knn_eval", "linear_eval", "plot_embedding",
+        "plot_training_curves", "read_results", "supervised_baseline", "write_results",
+    ),
+}
+REGISTERED = {
+    "augment": (
+        "CenterCropResize", "ColorJitter", "RandomApply", "RandomColorDrop",
+        "RandomGaussianBlur", "RandomResizedCrop", "SimCLRAugment",
+    ),
+    "data": ("DatasetInfo",),
+    "evaluation": ("EvaluationResult",),
+}
+SUBPACKAGES = ("augment", "data", "evaluation")
+
+
+@pytest.mark.parametrize("package", sorted(PUBLIC_NAMES))
+def test_public_names_stay_where_they_were(package):
+    module = getattr(keras_simclr, package)
+    for name in PUBLIC_NAMES[package]:
+        assert callable(getattr(module, name)), f"keras_simclr.{package}.{name}"
+
+
+@pytest.mark.parametrize("package", sorted(REGISTERED))
+def test_registered_names_are_the_package_and_the_class_name(package):
+    # What saved .keras files refer to: a class moving between modules keeps it.
+    for name in REGISTERED[package]:
+        cls = getattr(getattr(keras_simclr, package), name)
+        assert keras.saving.get_registered_name(cls) == f"keras_simclr>{name}"
+        assert keras.saving.get_registered_object(f"keras_simclr>{name}") is cls
+
+
+def test_every_module_of_the_subpackages_imports():
+    for package in SUBPACKAGES:
+        for path in (ROOT / "keras_simclr" / package).glob("*.py"):
+            importlib.import_module(f"keras_simclr.{package}.{path.stem}".removesuffix(".__init__"))
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
@@ -50,18 +103,31 @@ def test_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
         check=True, capture_output=True, timeout=300,
     )
     (wheel,) = wheels.glob("keras_simclr-*.whl")
+    packaged = set(zipfile.ZipFile(wheel).namelist())
+    for path in (ROOT / "keras_simclr").rglob("*.py"):
+        assert path.relative_to(ROOT).as_posix() in packaged, path
     venv = tmp_path / "venv"
     # The heavy dependencies come from this interpreter; the package only from the wheel.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
         check=True, capture_output=True, timeout=300,
     )
     result = subprocess.run(
-        [str(python), "-c", "import keras_simclr; print(keras_simclr.__version__, keras_simclr.__file__)"],
+        [
+            str(python),
+            "-c",
+            "import keras_simclr, keras_simclr.augment.base, keras_simclr.data.folder, "
+            "keras_simclr.evaluation.linear, keras_simclr.visualization; "
+            "print(keras_simclr.__version__, keras_simclr.__file__)",
+        ],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        # Without PYTHONPATH, which may name a source tree (a developer's worktree).
+        env={
+            **{key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        },
     )
     assert result.returncode == 0, result.stderr[-2000:]
     version, path = result.stdout.split()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from idx_files import write_real_subset
-from keras_simclr import evaluation
+from keras_simclr import visualization
 from keras_simclr import train
 
 
@@ -42,7 +42,7 @@ def test_history_has_rows_every_few_steps_with_window_means(data_dir, tmp_path):
         # The windows of an epoch, weighted by their steps, give the epoch's mean.
         first, second = np.dot(windows[:3], [3, 3, 2]) / 8, np.dot(windows[3:], [1, 3]) / 4
         np.testing.assert_allclose([first, second], history[name], rtol=1e-4, err_msg=name)
-    path = evaluation.plot_training_curves(
+    path = visualization.plot_training_curves(
         str(tmp_path / "run" / "history.csv"), str(tmp_path / "curves.png")
     )
     assert path.endswith("curves.png")
@@ -53,11 +53,11 @@ def test_curves_of_a_resumed_run_keep_the_last_row_of_a_step(tmp_path):
     path.write_text(
         "step,epoch,loss\n25,0.25,9.0\n50,0.5,8.0\n25,0.25,7.5\n50,0.5,7.0\n75,0.75,6.0\n"
     )
-    logs = evaluation._history_logs(str(path))
-    assert evaluation._last_row_per_step(logs) == {
+    logs = visualization._history_logs(str(path))
+    assert visualization._last_row_per_step(logs) == {
         "step": [25.0, 50.0, 75.0], "epoch": [0.25, 0.5, 0.75], "loss": [7.5, 7.0, 6.0]
     }
-    evaluation.plot_training_curves(str(path), str(tmp_path / "curves.png"), ("loss",))
+    visualization.plot_training_curves(str(path), str(tmp_path / "curves.png"), ("loss",))
 
 
 def test_whole_run_and_resume_on_a_non_local_file_system(data_dir):

@@ -8,6 +8,7 @@ from keras import ops
 from keras_simclr import distribute
 from keras_simclr import losses
 from keras_simclr import optimizers
+from keras_simclr.images import to_unit_float
 from keras_simclr.models import heads
 
 # Order matters: the step sums these shares across replicas in one all-reduce.
@@ -517,10 +518,7 @@ def _check_rank(images, what):
 
 
 def _to_float_images(images):
-    images = ops.convert_to_tensor(images)
-    if images.dtype == "uint8":
-        return ops.cast(images, "float32") / 255.0
-    return images
+    return to_unit_float(ops.convert_to_tensor(images))
 
 
 def _is_array_data(x):

@@ -1,0 +1,1 @@
+"""Tests of keras_simclr.augment, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of keras_simclr.evaluation, one file per module."""
