@@ -489,3 +489,22 @@ def test_job_applies_weight_decay_as_the_reference_does(name):
         # No decoupled decay (Keras would also decay batch norm): the L2 term.
         assert not optimizer.weight_decay
         assert model.l2_weight_decay == 1e-4
+
+
+def test_model_saved_before_the_base_class_loads_and_continues_identically():
+    # Saved by commit 4c95b1e (tests/saved/make_simclr_before_base.py), SGD with
+    # momentum and a separate Adam probe optimizer, then trained one more epoch.
+    saved = np.load(HERE / "saved" / "simclr_before_base.npz")
+    restored = keras.models.load_model(HERE / "saved" / "simclr_before_base.keras")
+    assert isinstance(restored, models.SimCLR)
+    assert sorted(restored.get_config()) == list(saved["config_keys"])
+    assert (restored.objective, restored.temperature, restored.num_classes) == ("paper", 0.5, 2)
+    np.testing.assert_allclose(restored(saved["view_1"]), saved["h"], rtol=1e-6, atol=1e-7)
+    data = ((saved["view_1"], saved["view_2"]), saved["labels"])
+    logs = restored.fit(*data, batch_size=8, epochs=1, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(logs["loss"], saved["next_loss"], rtol=1e-6)
+    np.testing.assert_allclose(logs["probe_loss"], saved["next_probe_loss"], rtol=1e-6)
+    for weight in restored.weights:
+        np.testing.assert_allclose(
+            weight.numpy(), saved["next/" + weight.path], rtol=1e-6, atol=1e-7, err_msg=weight.path
+        )
