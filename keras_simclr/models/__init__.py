@@ -4,6 +4,8 @@
 - `projection_head(...)`: the MLP head g (h -> z); `projection_head_layers(head, k)`:
   the head up to layer k (SimCLRv2 fine-tunes from layer 1).
 - `linear_probe(...)`: a linear classifier on h.
+- `SelfSupervisedModel(encoder, ...)`: the method-neutral base of the methods (views,
+  online probe, logs, checks, saving); a method implements `compute_objective`.
 - `SimCLR(encoder, projection_head, ...)`: the `keras.Model` that pretrains them.
 - `from_reference_checkpoint(path, ...)`: the official SimCLR v1/v2 weights (TF1
   checkpoints, TF2 SavedModels) as a `SimCLR` model; `verify_saved_model(...)`
@@ -17,4 +19,5 @@ from keras_simclr.models.heads import linear_probe
 from keras_simclr.models.heads import projection_head
 from keras_simclr.models.heads import projection_head_layers
 from keras_simclr.models.resnet import resnet
+from keras_simclr.models.base import SelfSupervisedModel
 from keras_simclr.models.simclr import SimCLR

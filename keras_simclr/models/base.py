@@ -1,0 +1,630 @@
+"""The method-neutral self-supervised model: views, encoder, online probe, logging.
+
+A method (SimCLR, a BYOL-like method, ...) subclasses `SelfSupervisedModel`, passes its
+modules (heads, predictors) to the base's `__init__`, lists its logged values in
+`objective_metrics` and implements one hook, `compute_objective(views, h, training)`.
+Everything else is here: making the views, the encoder pass, the online linear probe
+and its optimizer, regularisation, replica-correct logs, batch and shape checks, the
+`fit()` override, compilation and serialisation.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_simclr import distribute
+from keras_simclr import optimizers
+from keras_simclr.images import to_unit_float
+from keras_simclr.models.heads import linear_probe
+
+# Order matters: the step sums these shares across replicas in one all-reduce.
+_PROBE_METRICS = ("probe_loss", "probe_accuracy")
+
+
+def replica_share(values):
+    """This replica's share of the mean of `values` over the global batch.
+
+    Summed over the replicas in sync (as the base model logs and as `tf.distribute`
+    sums gradients), the shares give the mean over every replica's examples. Assumes
+    replicas of equal batch size; written with `keras.ops`.
+
+    Args:
+        values: a tensor of per-example values, `(batch,)`.
+
+    Returns:
+        A float32 scalar: `sum(values) / (batch * num_replicas)`.
+    """
+    count = ops.cast(ops.shape(values)[0] * distribute.num_replicas(), "float32")
+    return ops.sum(ops.cast(values, "float32")) / count
+
+
+@keras.saving.register_keras_serializable(package="keras_simclr")
+class SelfSupervisedModel(keras.Model):
+    """Base of self-supervised methods trained with `model.fit()` on views of images.
+
+    Owns what does not depend on the method, as solo-learn's `BaseMethod` does:
+    the encoder f (images to h), the views (from the input pipeline, or from one
+    augmenter per view inside the step), the online linear probe on `stop_gradient(h)`
+    with its own optimizer if wanted, the L2 regularisation share, the metric
+    trackers and logs that are correct across replicas, the batch and shape checks,
+    `fit()` on arrays under a strategy, compilation and serialisation.
+
+    All views go through the encoder in one concatenated batch, so that batch
+    normalisation sees them together as in SimCLR's reference code. A method
+    subclass implements one hook:
+
+    `compute_objective(views, h, training=False)`: given the list of views (float
+    images in [0, 1], one `(batch, H, W, C)` tensor per view) and the list of their
+    encodings `h` (one `(batch, features)` tensor per view), returns a dict with the
+    keys of `objective_metrics`, in that order: `"loss"` (the objective trained on)
+    first, then any values to log. Each value is this replica's share of the
+    global value (see `replica_share`): summed over replicas, it is the value of the
+    global batch, and the loss's gradients summed by `tf.distribute` are the
+    single-device gradients. Write it with `keras.ops` so that it runs on every
+    backend; the step that calls it is TensorFlow's (`tf.GradientTape`) for now.
+
+    When `num_classes` is set and the batches carry labels, the probe trains at the
+    same time on the encodings of every view; its gradient never reaches the
+    encoder. Sharing a `LARS` optimizer, the probe gets neither its weight decay nor
+    its trust ratio.
+
+    Args:
+        encoder: a `keras.Model` mapping image batches (float32 in [0, 1]) to 2-D
+            representations h.
+        augmenters: `None` (the input pipeline makes the views), one layer that makes
+            every view, or a list of layers, one per view (asymmetric views).
+        num_classes: number of classes of the online linear probe, or `None`.
+        l2_weight_decay: float >= 0; adds `l2_weight_decay * sum(w**2) / 2` over every
+            trainable weight except batch-norm parameters to the objective. Leave it
+            0 with `LARS` and with optimizers given their own `weight_decay`.
+        probe_batch_norm: bool; standardise h (a batch norm without scale and offset,
+            over the global batch) before the probe's dense layer.
+        heads: dict of the method's modules (projection heads, predictors) by
+            attribute name; the base sets them (`self.<name>`) before the probe.
+            The subclass still returns them from `get_config`.
+        name: model name.
+
+    Call arguments:
+        images: a batch of images (uint8 in [0, 255] or float in [0, 1]). Returns h.
+
+    Training data (`fit(x, ...)`), one of:
+        - images `(B, H, W, C)` (needs augmenters), optionally with labels `y`;
+        - the views `(view_1, ..., view_V)`, each `(B, H, W, C)`, optionally with
+          labels.
+
+    Example (a method; `tests/test_base_model.py` trains it):
+
+    ```python
+    class Cosine(SelfSupervisedModel):
+        objective_metrics = ("loss",)
+
+        def __init__(self, encoder, predictor, **kwargs):
+            super().__init__(encoder, heads={"predictor": predictor}, **kwargs)
+
+        def compute_objective(self, views, h, training=False):
+            p = ops.normalize(self.predictor(h[0], training=training))
+            target = ops.stop_gradient(ops.normalize(h[1]))
+            return {"loss": replica_share(-ops.sum(p * target, axis=-1))}
+    ```
+    """
+
+    # The number of views a step makes; a method with more views overrides it.
+    num_views = 2
+    # The names `compute_objective` returns, in order; "loss" is trained on.
+    objective_metrics = ("loss",)
+    # Constructor arguments that are Keras objects, (de)serialised by the base.
+    serialized_arguments = ("encoder",)
+
+    def __init__(
+        self,
+        encoder,
+        augmenters=None,
+        num_classes=None,
+        l2_weight_decay=0.0,
+        probe_batch_norm=True,
+        heads=None,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        if not isinstance(encoder, keras.Model):
+            raise ValueError(
+                "`encoder` must be a keras.Model mapping images to features. "
+                f"Received: encoder={encoder!r}"
+            )
+        if len(encoder.outputs) != 1 or len(encoder.outputs[0].shape) != 2:
+            raise ValueError(
+                "`encoder` must output one 2-D tensor (batch, features); use "
+                "`pooling='avg'` for keras.applications models. Received output "
+                f"shapes: {[tuple(o.shape) for o in encoder.outputs]}"
+            )
+        augmenters = _as_augmenter_list(augmenters, self.num_views)
+        if not isinstance(l2_weight_decay, (int, float)) or not l2_weight_decay >= 0:
+            raise ValueError(
+                "`l2_weight_decay` must be a float >= 0 (0 disables it). Received: "
+                f"l2_weight_decay={l2_weight_decay!r}"
+            )
+        if not isinstance(probe_batch_norm, (bool, np.bool_)):
+            raise ValueError(
+                "`probe_batch_norm` must be a bool. Received: "
+                f"probe_batch_norm={probe_batch_norm!r}"
+            )
+        if num_classes is not None and (
+            not isinstance(num_classes, int) or num_classes < 2
+        ):
+            raise ValueError(
+                "`num_classes` must be an integer >= 2, or None for no linear "
+                f"probe. Received: num_classes={num_classes!r}"
+            )
+        self.encoder = encoder
+        # The method's modules are tracked before the augmenters and the probe: the
+        # order names their weights in `.keras` files ("layers/functional_1", ...).
+        for attribute, layer in (heads or {}).items():
+            setattr(self, attribute, layer)
+        self.augmenters = augmenters
+        self.num_classes = num_classes
+        self.l2_weight_decay = float(l2_weight_decay)
+        self.probe_batch_norm = bool(probe_batch_norm)
+        self.probe = (
+            linear_probe(
+                encoder.outputs[0].shape[-1],
+                num_classes,
+                use_bn=self.probe_batch_norm,
+                synchronized_bn=True,
+                name="linear_probe",
+            )
+            if num_classes
+            else None
+        )
+        self.probe_optimizer = None
+        names = self.objective_metrics + (_PROBE_METRICS if num_classes else ())
+        self._trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        # The encoder and probe arrive built, and so must a method's modules.
+        self.built = True
+
+    # The hook ----------------------------------------------------------------
+
+    def compute_objective(self, views, h, training=False):
+        """The method's objective and logged values from the views and their h.
+
+        Args:
+            views: list of `num_views` float image batches in [0, 1].
+            h: list of their encodings, `(batch, features)` each.
+            training: whether the step trains (batch norm, dropout).
+
+        Returns:
+            A dict with the keys of `objective_metrics` in order, `"loss"` first,
+            each value this replica's float32 share of the global value.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `compute_objective(views, h, "
+            "training)`, the method's objective."
+        )
+
+    # Inference ---------------------------------------------------------------
+
+    def call(self, images, training=False):
+        return self.encoder(_to_float_images(images), training=training)
+
+    # Compilation -------------------------------------------------------------
+
+    def compile(
+        self,
+        optimizer="sgd",
+        probe_optimizer=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile=False,
+    ):
+        """Configures the model for pretraining.
+
+        Args:
+            optimizer: optimizer of the encoder and the method's modules (and of the
+                linear probe when `probe_optimizer` is None, as SimCLR's reference
+                does), e.g. `keras_simclr.optimizers.LARS`.
+            probe_optimizer: optional separate optimizer for the linear probe. Without
+                it the probe shares `optimizer`; a `LARS` optimizer then steps it
+                with plain momentum (no weight decay, no trust ratio).
+            run_eagerly: run the steps eagerly (debugging).
+            steps_per_execution: steps per `tf.function` call.
+            jit_compile: compile the step with XLA. Off by default: on CPU XLA made
+                the step slower; TPUs compile with XLA regardless.
+        """
+        super().compile(
+            optimizer=optimizer,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+        )
+        if probe_optimizer is not None and self.probe is None:
+            raise ValueError(
+                "`probe_optimizer` was given but the model has no linear probe; "
+                f"construct {type(self).__name__} with `num_classes=...` to train one."
+            )
+        self.probe_optimizer = (
+            keras.optimizers.get(probe_optimizer) if probe_optimizer else None
+        )
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return keras.saving.serialize_keras_object(
+            dict(
+                optimizer=self.optimizer,
+                probe_optimizer=self.probe_optimizer,
+                run_eagerly=self.run_eagerly,
+                steps_per_execution=self.steps_per_execution,
+                jit_compile=self.jit_compile,
+            )
+        )
+
+    def compile_from_config(self, config):
+        # Reads the configs of this class and of Keras' own `get_compile_config`
+        # (models saved before the base class), which has more keys.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(
+            optimizer=config.get("optimizer", "sgd"),
+            probe_optimizer=config.get("probe_optimizer"),
+            run_eagerly=config.get("run_eagerly", False),
+            steps_per_execution=config.get("steps_per_execution", 1),
+            jit_compile=config.get("jit_compile", False),
+        )
+        self.build_optimizers()
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def build_optimizers(self):
+        """Creates the optimizers' variables under the model's strategy scope.
+
+        Needed before restoring a `tf.train.Checkpoint` of the optimizers; `fit()`
+        and loading a `.keras` file call it.
+        """
+        with self.distribute_strategy.scope():
+            trained = self._trained_variables()
+            if self.probe_optimizer is None:
+                if not self.optimizer.built:
+                    if self.probe is not None and isinstance(
+                        self.optimizer, optimizers.LARS
+                    ):
+                        self.optimizer.exclude_from_layer_adaptation_and_decay(
+                            self._probe_variables()
+                        )
+                    self.optimizer.build(trained + self._probe_variables())
+            else:
+                if not self.optimizer.built:
+                    self.optimizer.build(trained)
+                if not self.probe_optimizer.built:
+                    self.probe_optimizer.build(self._probe_variables())
+
+    # The name before the base class; the command line's job still calls it.
+    _build_optimizers = build_optimizers
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # No public hook replaces this private one of Keras' TensorFlow trainer.
+        # Keras' version builds the model from one input batch reduced with
+        # strategy.reduce("MEAN"), which fails under MultiWorkerMirroredStrategy
+        # (keras-team/keras#20585). Every layer here is built at construction, so
+        # only the optimizers' slots remain to be created, under the strategy scope.
+        self.build_optimizers()
+
+    # Training ----------------------------------------------------------------
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        strategy = self.distribute_strategy
+        replicas = strategy.num_replicas_in_sync
+        if replicas > 1 and _is_array_data(x):
+            # Keras' array adapter ends an epoch with a partial batch, which cannot
+            # be split evenly over the replicas; drop it instead.
+            x, y, batch_size = _arrays_to_dataset(
+                x, y, batch_size, kwargs.get("shuffle", True), replicas
+            ), None, None
+        _check_global_batch(
+            x, batch_size, replicas, static=isinstance(strategy, tf.distribute.TPUStrategy)
+        )
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
+    def train_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        labels = self._labels(y)
+        views = self._views(x, training=True)
+        trained_variables = self._trained_variables()
+        probe_variables = self._probe_variables()
+        with tf.GradientTape() as tape:
+            h = self._encode(views, training=True)
+            objective = self._objective(views, h, training=True)
+            total = objective["loss"] + self._regularization_share()
+            shares = list(objective.values())
+            if labels is not None:
+                probe_loss, probe_accuracy = self._probe_shares(
+                    ops.concatenate(h, axis=0), labels, training=True, copies=len(h)
+                )
+                total = total + probe_loss
+                shares += [probe_loss, probe_accuracy]
+            scaled = self.optimizer.scale_loss(total)
+        gradients = tape.gradient(scaled, trained_variables + probe_variables)
+        if self.probe_optimizer is None:
+            self.optimizer.apply_gradients(
+                zip(gradients, trained_variables + probe_variables)
+            )
+        else:
+            split = len(trained_variables)
+            self.optimizer.apply_gradients(zip(gradients[:split], trained_variables))
+            self.probe_optimizer.apply_gradients(
+                zip(gradients[split:], probe_variables)
+            )
+        return self._log(shares)
+
+    def test_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        labels = self._labels(y)
+        shares = []
+        names = []
+        if isinstance(x, (tuple, list)) or self.augmenters:
+            views = self._views(x, training=True)
+            objective = self._objective(
+                views, self._encode(views, training=False), training=False
+            )
+            shares += list(objective.values())
+            names += list(objective)
+        if labels is not None:
+            images = x[0] if isinstance(x, (tuple, list)) else x
+            images = self._checked_images(images, "validation images")
+            h = self.encoder(images, training=False)
+            probe_loss, probe_accuracy = self._probe_shares(h, labels, training=False)
+            shares += [probe_loss, probe_accuracy]
+            names += list(_PROBE_METRICS)
+        if not shares:
+            raise ValueError(
+                "Nothing to evaluate: give labels (with `num_classes` set) for the "
+                "linear probe, the views `(view_1, view_2, ...)`, or augmenters for "
+                "the method's objective."
+            )
+        return self._log(shares, names)
+
+    # Step pieces -------------------------------------------------------------
+
+    def _trained_variables(self):
+        """The variables the objective trains (all but the probe's), in model order."""
+        probe = {id(v) for v in self._probe_variables()}
+        return [v for v in self.trainable_variables if id(v) not in probe]
+
+    def _probe_variables(self):
+        return self.probe.trainable_variables if self.probe is not None else []
+
+    def _encode(self, views, training):
+        """h of every view, from one encoder pass over the concatenated views."""
+        h = self.encoder(ops.concatenate(views, axis=0), training=training)
+        return ops.split(h, len(views), axis=0)
+
+    def _objective(self, views, h, training):
+        objective = self.compute_objective(views, h, training=training)
+        if tuple(objective) != tuple(self.objective_metrics):
+            raise ValueError(
+                f"{type(self).__name__}.compute_objective must return the keys of "
+                f"`objective_metrics`, {list(self.objective_metrics)}, in order. "
+                f"Received: {list(objective)}"
+            )
+        return objective
+
+    def _views(self, x, training):
+        if isinstance(x, (tuple, list)):
+            if len(x) != self.num_views:
+                raise ValueError(
+                    f"Pre-made views must be a tuple of {self.num_views} batches "
+                    f"(view_1, view_2, ...). Received {len(x)} tensors."
+                )
+            views = [
+                self._checked_images(view, f"view_{i + 1}") for i, view in enumerate(x)
+            ]
+            if any(view.shape[1:] != views[0].shape[1:] for view in views):
+                raise ValueError(
+                    "The views must have the same shape. Received "
+                    f"{[tuple(view.shape) for view in views]}."
+                )
+            return views
+        if not self.augmenters:
+            raise ValueError(
+                f"{type(self).__name__} received a batch of images but has no "
+                "`augmenter` to make the views. Pass augmenters (e.g. "
+                "`augmenter=keras_simclr.augment.SimCLRAugment(...)`) to the model, "
+                "or give the views `(view_1, view_2)` from the input pipeline "
+                "(keras_simclr.data.pretraining_dataset(augment=...))."
+            )
+        _check_rank(x, "images")
+        return [
+            self._checked_images(
+                self.augmenters[i % len(self.augmenters)](x, training=training),
+                "augmented view",
+            )
+            for i in range(self.num_views)
+        ]
+
+    def _checked_images(self, images, what):
+        _check_rank(images, what)
+        expected = tuple(self.encoder.inputs[0].shape[1:])
+        received = tuple(images.shape[1:])
+
+        def message(shape):
+            return (
+                f"The {what} have shape (batch,) + {shape} but the encoder takes "
+                f"(batch,) + {expected}. Resize the images in the input pipeline or "
+                "give the augmenter the encoder's image size."
+            )
+
+        if any(e is not None and r is not None and e != r for e, r in zip(expected, received)):
+            raise ValueError(message(received))
+        # A retraced step (a second fit() with other shapes) relaxes dimensions to
+        # None, so the static check above sees nothing: check at run time too.
+        unknown = [i for i, (e, r) in enumerate(zip(expected, received)) if e and r is None]
+        if unknown:
+            actual = tf.gather(tf.shape(images)[1:], unknown)
+            check = tf.debugging.assert_equal(
+                actual,
+                tf.constant([expected[i] for i in unknown], dtype=actual.dtype),
+                message=message("(the dimensions printed below, at run time)"),
+            )
+            with tf.control_dependencies([check]):
+                images = tf.identity(images)
+        return _to_float_images(images)
+
+    def _labels(self, y):
+        if y is None:
+            return None
+        if len(y.shape) > 2:
+            raise ValueError(
+                f"The labels have shape {tuple(y.shape)}, like images: a dataset whose "
+                "elements are (view_1, view_2) is read by Keras as (x, y). Make the "
+                "elements ((view_1, view_2),) or ((view_1, view_2), labels)."
+            )
+        if self.probe is None:
+            raise ValueError(
+                "The batches carry labels but the model has no linear probe. "
+                f"Construct {type(self).__name__} with `num_classes=...` to train the "
+                "online linear probe, or drop the labels from the input pipeline."
+            )
+        return ops.cast(ops.reshape(y, (-1,)), "int32")
+
+    def _probe_shares(self, h, labels, training, copies=1):
+        """The probe's loss and accuracy on h: `copies` batches of the labelled images."""
+        labels = ops.concatenate([labels] * copies, axis=0)
+        logits = ops.cast(self.probe(ops.stop_gradient(h), training=training), "float32")
+        per_example = keras.losses.sparse_categorical_crossentropy(
+            labels, logits, from_logits=True
+        )
+        correct = ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels)
+        return replica_share(per_example), replica_share(correct)
+
+    def _regularization_share(self):
+        terms = [ops.cast(ops.sum(self.losses), "float32")] if self.losses else []
+        if self.l2_weight_decay:
+            decayed = [
+                ops.sum(ops.square(ops.cast(v, "float32")))
+                for v in self._trained_variables() + self._probe_variables()
+                if not optimizers.is_batch_norm_parameter(v)
+            ]
+            terms.append(self.l2_weight_decay * ops.sum(ops.stack(decayed)) / 2)
+        if not terms:
+            return 0.0
+        # Regularisers are global terms; each replica contributes 1/R of them so
+        # that the gradients summed over replicas count them once.
+        return ops.sum(ops.stack(terms)) / distribute.num_replicas()
+
+    def _log(self, shares, names=None):
+        names = names or list(self._trackers)[: len(shares)]
+        totals = distribute.sum_across_replicas(
+            ops.stack([ops.cast(s, "float32") for s in shares])
+        )
+        for i, name in enumerate(names):
+            self._trackers[name].update_state(totals[i])
+        logs = {name: self._trackers[name].result() for name in names}
+        if _spans_workers(self.distribute_strategy):
+            # Keras reduces the logs of a multi-worker step with
+            # strategy.reduce("MEAN", v, axis=0), which rejects scalars
+            # (keras-team/keras#20585); the values are already global, so give
+            # them the axis to average over.
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
+
+    # Serialisation -----------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            augmenters=(
+                [keras.saving.serialize_keras_object(a) for a in self.augmenters]
+                or None
+            ),
+            num_classes=self.num_classes,
+            l2_weight_decay=self.l2_weight_decay,
+            probe_batch_norm=self.probe_batch_norm,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        # Models saved before the option existed have the reference's probe.
+        config.setdefault("probe_batch_norm", False)
+        for key in cls.serialized_arguments + ("augmenters",):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _as_augmenter_list(augmenters, num_views):
+    if augmenters is None:
+        return []
+    if not isinstance(augmenters, (list, tuple)):
+        augmenters = [augmenters]
+    if len(augmenters) not in (1, num_views) or not all(
+        callable(a) for a in augmenters
+    ):
+        raise ValueError(
+            f"`augmenters` must be a layer making every view or a list of "
+            f"{num_views} layers, one per view. Received: augmenters={augmenters!r}"
+        )
+    return list(augmenters)
+
+
+def _spans_workers(strategy):
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    return strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
+
+
+def _check_rank(images, what):
+    if images.shape.rank != 4:
+        raise ValueError(
+            f"Expected {what} as a 4-D batch (batch, height, width, channels). "
+            f"Received shape {tuple(images.shape)}."
+        )
+
+
+def _to_float_images(images):
+    return to_unit_float(ops.convert_to_tensor(images))
+
+
+def _is_array_data(x):
+    leaves = tf.nest.flatten(x) if isinstance(x, (tuple, list)) else [x]
+    return bool(leaves) and all(
+        isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves
+    )
+
+
+def _arrays_to_dataset(x, y, batch_size, shuffle, replicas):
+    batch_size = batch_size or 32
+    distribute.per_replica_batch_size(batch_size, replicas)
+    elements = tuple(x) if isinstance(x, (tuple, list)) else x
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (elements,) if y is None else (elements, y)
+    )
+    if shuffle:
+        dataset = dataset.shuffle(len(tf.nest.flatten(x)[0]), reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_global_batch(x, batch_size, replicas, static=False):
+    """Fails early, before tracing, when the global batch cannot be split evenly.
+
+    Replicas may hold different numbers of examples (a partial last batch): the
+    loss gathers the sizes. TPUs need static shapes, hence `static`.
+    """
+    if replicas <= 1 and not static:
+        return
+    if isinstance(x, tf.data.Dataset):
+        leaves = tf.nest.flatten(x.element_spec)
+        size = leaves[0].shape[0] if leaves and leaves[0].shape.rank else None
+        if size is None and static:
+            raise ValueError(
+                "Training on TPUs needs a static global batch size: batch the "
+                "dataset with `drop_remainder=True` and a batch size that is a "
+                f"multiple of {replicas}."
+            )
+    else:
+        size = batch_size
+    if size is not None:
+        distribute.per_replica_batch_size(size, replicas)
