@@ -497,6 +497,7 @@ def test_model_saved_before_the_base_class_loads_and_continues_identically():
     saved = np.load(HERE / "saved" / "simclr_before_base.npz")
     restored = keras.models.load_model(HERE / "saved" / "simclr_before_base.keras")
     assert isinstance(restored, models.SimCLR)
+    assert keras.saving.get_registered_name(models.SimCLR) == "keras_simclr>SimCLR"
     assert sorted(restored.get_config()) == list(saved["config_keys"])
     assert (restored.objective, restored.temperature, restored.num_classes) == ("paper", 0.5, 2)
     np.testing.assert_allclose(restored(saved["view_1"]), saved["h"], rtol=1e-6, atol=1e-7)
