@@ -1,7 +1,7 @@
 """Quality benchmark: SimCLR on Fashion-MNIST against its baselines, in one table.
 
 One run pretrains SimCLR on the 60,000 Fashion-MNIST training images without their
-labels (`keras_simclr.train.pretrain`, the job the `simclr` command line runs), then
+labels (`keras_simclr.runner.pretrain`, the job the `simclr` command line runs), then
 scores representations on the 10,000 test images, each row with its wall-clock time:
 
 - the SimCLR encoder h: linear evaluation (multinomial logistic regression on the
@@ -68,7 +68,7 @@ from keras_simclr import config as job_config  # noqa: E402
 from keras_simclr import data  # noqa: E402
 from keras_simclr import evaluation  # noqa: E402
 from keras_simclr import models  # noqa: E402
-from keras_simclr import train  # noqa: E402
+from keras_simclr import runner  # noqa: E402
 
 DATASET = "fashion_mnist"
 BASELINES = ("random", "raw_pixels", "supervised")
@@ -146,8 +146,8 @@ def _job_fields(config_class=None):
 
 
 def _job_defaults(name, **overrides):
-    """A configuration with the pretraining settings of `train.Config()`'s defaults."""
-    job = train.Config()
+    """A configuration with the pretraining settings of `runner.Config()`'s defaults."""
+    job = runner.Config()
     fields = {ours: getattr(job, theirs) for ours, theirs in _job_fields().items()}
     return QualityConfig(name=name, **{**fields, **overrides})
 
@@ -281,8 +281,8 @@ def resolve_baselines(text):
 
 
 def pretraining_config(config, model_dir, data_dir=None):
-    """The `keras_simclr.train.Config` that pretrains SimCLR for `config`."""
-    return train.Config(
+    """The `keras_simclr.runner.Config` that pretrains SimCLR for `config`."""
+    return runner.Config(
         mode="train",
         dataset=DATASET,
         data_dir=data_dir,
@@ -440,7 +440,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     Args:
         config: a `QualityConfig`.
         baselines: the baselines to run, a subset of `BASELINES`.
-        model_dir: where `train.pretrain` keeps the pretrained model; `None` for a
+        model_dir: where `runner.pretrain` keeps the pretrained model; `None` for a
             temporary directory deleted at the end.
         data_dir: the directory of the Fashion-MNIST files (default: the Debian
             package's, else TensorFlow Datasets).
@@ -459,7 +459,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     elif os.path.exists(os.path.join(model_dir, "checkpoints")):
         raise ValueError(
             f"model_dir {model_dir!r} already holds a pretraining run, which "
-            "`train.pretrain` would resume: the benchmark times a fresh run. Pass an "
+            "`runner.pretrain` would resume: the benchmark times a fresh run. Pass an "
             "empty or new --model_dir."
         )
     simclr_config = pretraining_config(config, model_dir, data_dir)
@@ -470,7 +470,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     print(f"Configuration: {json.dumps(dataclasses.asdict(config), sort_keys=True)}", flush=True)
 
     # One policy for every encoder in the table, the one pretraining sets.
-    keras.mixed_precision.set_global_policy(train.mixed_precision_policy(config.mixed_precision))
+    keras.mixed_precision.set_global_policy(runner.mixed_precision_policy(config.mixed_precision))
     info = data.info(DATASET, config.train_split, data_dir=data_dir)
     image_shape = tuple(info.image_shape)
     train_data, test_data = (
@@ -480,9 +480,9 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     rows = []
     try:
         pretrain_start = time.perf_counter()
-        model, history = train.pretrain(simclr_config)
+        model, history = runner.pretrain(simclr_config)
         pretrain_seconds = time.perf_counter() - pretrain_start
-        plan = train.plan(simclr_config)
+        plan = runner.plan(simclr_config)
         simclr = f"SimCLR encoder ({_architecture(config)})"
         rows.append(
             {

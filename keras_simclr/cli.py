@@ -1,4 +1,4 @@
-"""The `simclr` command line: flags -> `train.Config` -> `train.run`.
+"""The `simclr` command line: flags -> `runner.Config` -> `runner.run`.
 
 Flag names follow the reference implementation's `run.py`. The flags are generated
 from `keras_simclr.config.Config`, which holds their defaults, help texts and allowed
@@ -137,12 +137,12 @@ def _help_text(flag_values=flags.FLAGS):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    from keras_simclr import train
+    from keras_simclr import runner
 
     logging.set_verbosity(logging.WARNING)
     try:
         config = _config_from_flags()
-        train.run(config)
+        runner.run(config)
     except (ValueError, FileNotFoundError) as error:
         print(f"simclr: error: {error}", file=sys.stderr)
         sys.exit(2)

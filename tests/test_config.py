@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from keras_simclr import config
-from keras_simclr import train
+from keras_simclr import runner
 
 
 def test_every_field_has_a_section_and_help_and_config_stays_flat():
@@ -14,7 +14,7 @@ def test_every_field_has_a_section_and_help_and_config_stays_flat():
         assert field.metadata["help"], field.name
     assert sum(len(config.fields(s)) for s in config.SECTIONS) == len(config.fields())
     job = config.Config(train_batch_size=64, resnet_depth=50)
-    assert job.train_batch_size == 64 and train.Config is config.Config
+    assert job.train_batch_size == 64 and runner.Config is config.Config
     assert job.section("model")["resnet_depth"] == 50
     assert "learning_rate" in job.section("optimisation")
 
@@ -38,9 +38,9 @@ def test_choices_and_bounds_come_from_the_field_metadata(kwargs, message):
 
 
 def test_the_runner_registries_hold_exactly_the_allowed_names():
-    assert tuple(train.OPTIMIZERS) == config.field("optimizer").metadata["choices"]
-    assert tuple(train.ENCODERS) == config.field("encoder").metadata["choices"]
-    assert tuple(train.METHODS) == config.field("method").metadata["choices"]
+    assert tuple(runner.OPTIMIZERS) == config.field("optimizer").metadata["choices"]
+    assert tuple(runner.ENCODERS) == config.field("encoder").metadata["choices"]
+    assert tuple(runner.METHODS) == config.field("method").metadata["choices"]
 
 
 def test_reuse_keeps_the_job_field_definition_with_another_default():

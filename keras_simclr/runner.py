@@ -25,7 +25,7 @@ from keras_simclr import visualization
 
 log = logging.getLogger("keras_simclr")
 
-# The configuration lives in `keras_simclr.config`; `train.Config` is the same class.
+# The configuration lives in `keras_simclr.config`; `runner.Config` is the same class.
 Config = config_lib.Config
 
 # Fields that fix the shapes of the saved variables: a model_dir written with other
