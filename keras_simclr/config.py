@@ -12,6 +12,7 @@ import dataclasses
 import json
 import typing
 
+from keras_simclr import checks
 from keras_simclr.models import simclr as _simclr
 
 # The sections, in the order of `simclr --help`.
@@ -325,17 +326,12 @@ def check_fields(instance):
         choices = field_.metadata.get("choices")
         if choices is not None:
             for item in value if isinstance(value, (tuple, list)) else (value,):
-                _one_of(field_.name, item, choices)
+                checks.one_of(field_.name, item, choices)
         at_least = field_.metadata.get("at_least")
         if at_least is not None and value < at_least:
             raise ValueError(
                 f"`{field_.name}` must be >= {at_least}. Received: {field_.name}={value}"
             )
-
-
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
 
 
 def _check_checkpoint_fields(config):

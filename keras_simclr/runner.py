@@ -19,6 +19,7 @@ from keras_simclr import config as config_lib
 from keras_simclr import data
 from keras_simclr import distribute
 from keras_simclr import evaluation
+from keras_simclr import files
 from keras_simclr import models
 from keras_simclr import optimizers
 from keras_simclr import visualization
@@ -324,30 +325,6 @@ def _verbosity(verbose):
     return verbose
 
 
-# Files of the model_dir go through tf.io.gfile, so that a gs:// (or any TensorFlow
-# file system's) model_dir works. Each is written under a temporary name, then
-# renamed: a killed run leaves the previous file whole, never a truncated one.
-
-
-def _temporary_name(path):
-    directory, name = os.path.split(path)
-    # Keras picks the format by the suffix: keep it.
-    return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-
-
-def _write_atomic(path, text):
-    tmp = _temporary_name(path)
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def _save_atomic(model, path):
-    tmp = _temporary_name(path)
-    model.save(tmp)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def _epoch_segments(start_step, total_steps, steps_per_epoch):
     """Splits steps [start_step, total_steps) into fit() calls over whole epochs.
 
@@ -429,7 +406,7 @@ def pretrain(config):
                 f"The checkpoint {manager.latest_checkpoint!r} does not match this "
                 f"model ({error}). Use another --model_dir; nothing was overwritten."
             ) from None
-    _write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
+    files.write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
     start = int(model.optimizer.iterations.numpy())
     print(
         f"Pretraining on {config.dataset!r} on {replicas} replica{'s' if replicas > 1 else ''} "
@@ -502,8 +479,8 @@ def pretrain(config):
     if int(model.optimizer.iterations.numpy()) > start:
         _save_checkpoint(manager, int(model.optimizer.iterations.numpy()))
     seconds = time.time() - started
-    _save_atomic(model, os.path.join(config.model_dir, "model.keras"))
-    _save_atomic(model.encoder, os.path.join(config.model_dir, "encoder.keras"))
+    files.save_atomic(model, os.path.join(config.model_dir, "model.keras"))
+    files.save_atomic(model.encoder, os.path.join(config.model_dir, "encoder.keras"))
     steps_run = plan_.total_steps - start
     if steps_run:
         images_per_second = steps_run * config.train_batch_size / seconds
@@ -705,7 +682,7 @@ def convert(config):
     written = {"model": model, "encoder": model.encoder, "classifier": classifier}
     for name, keras_model in written.items():
         if keras_model is not None:
-            _save_atomic(keras_model, os.path.join(config.model_dir, f"{name}.keras"))
+            files.save_atomic(keras_model, os.path.join(config.model_dir, f"{name}.keras"))
     record = dict(
         checkpoint=config.checkpoint,
         encoder=model.encoder.name,
@@ -739,7 +716,7 @@ def convert(config):
                 f"({difference['relative_difference']:.3g} of its largest value)",
                 flush=True,
             )
-    _write_atomic(os.path.join(config.model_dir, "conversion.json"), json.dumps(record, indent=2))
+    files.write_atomic(os.path.join(config.model_dir, "conversion.json"), json.dumps(record, indent=2))
     return differences
 
 

@@ -7,11 +7,11 @@ One record per (data set, protocol) pair is the unit the paper's tables report
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras_simclr import files
 
 
 @keras.saving.register_keras_serializable(package="keras_simclr")
@@ -112,7 +112,7 @@ def write_results(results, path):
         else:
             merged.append(result)
     text = json.dumps({"results": [r.to_dict() for r in merged]}, indent=2) + "\n"
-    _write_bytes(path, text.encode("utf-8"))
+    files.write_atomic(path, text)
     return merged
 
 
@@ -204,12 +204,3 @@ def _jsonable(value):
         return value.item()
     return value
 
-
-def _write_bytes(path, content):
-    directory = os.path.dirname(path)
-    if directory:
-        tf.io.gfile.makedirs(directory)
-    temporary = f"{path}.tmp"
-    with tf.io.gfile.GFile(temporary, "wb") as f:
-        f.write(content)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
