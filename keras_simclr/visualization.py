@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_simclr.augment import base as augment_base
 from keras_simclr.evaluation.features import _check_data
 from keras_simclr.evaluation.features import _check_labels
 from keras_simclr.evaluation.features import _extract

@@ -182,7 +182,7 @@ def _no_work(monkeypatch):
     def build_model(*args):
         raise AssertionError("a model was built before the inputs were checked")
 
-    monkeypatch.setattr(train, "build_model", build_model)
+    monkeypatch.setattr(runner, "build_model", build_model)
     monkeypatch.setattr(keras.models, "load_model", build_model)
 
 
