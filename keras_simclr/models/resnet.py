@@ -28,6 +28,8 @@ import numbers
 import keras
 from keras import ops
 
+from keras_simclr import checks
+
 # The reference's BATCH_NORM_DECAY and BATCH_NORM_EPSILON.
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
@@ -145,10 +147,7 @@ def resnet(
             "`sk_ratio` must be a number in [0, 1] (0 disables selective "
             f"kernels; SimCLRv2 uses 0.0625). Received: sk_ratio={sk_ratio}"
         )
-    if synchronized_bn not in (True, False):
-        raise ValueError(
-            f"`synchronized_bn` must be a bool. Received: synchronized_bn={synchronized_bn}"
-        )
+    synchronized_bn = checks.boolean("synchronized_bn", synchronized_bn)
     if cifar_stem is None:
         height, width = input_shape[0], input_shape[1]
         cifar_stem = height is not None and width is not None and max(height, width) <= 32
