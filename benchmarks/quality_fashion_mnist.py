@@ -1,7 +1,7 @@
 """Quality benchmark: SimCLR on Fashion-MNIST against its baselines, in one table.
 
 One run pretrains SimCLR on the 60,000 Fashion-MNIST training images without their
-labels (`keras_simclr.train.pretrain`, the job the `simclr` command line runs), then
+labels (`keras_simclr.runner.pretrain`, the job the `simclr` command line runs), then
 scores representations on the 10,000 test images, each row with its wall-clock time:
 
 - the SimCLR encoder h: linear evaluation (multinomial logistic regression on the
@@ -64,10 +64,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_simclr import augment  # noqa: E402
+from keras_simclr import config as job_config  # noqa: E402
 from keras_simclr import data  # noqa: E402
 from keras_simclr import evaluation  # noqa: E402
 from keras_simclr import models  # noqa: E402
-from keras_simclr import train  # noqa: E402
+from keras_simclr import runner  # noqa: E402
 
 DATASET = "fashion_mnist"
 BASELINES = ("random", "raw_pixels", "supervised")
@@ -78,68 +79,76 @@ _TARGET_MARGIN = 1.0
 _TARGET_SUPERVISED_GAP = 3.0
 
 
+_reuse = job_config.reuse
+_option = job_config.option
+
+
 @dataclasses.dataclass(frozen=True)
 class QualityConfig:
     """The knobs of one benchmark run; `CONFIGS` holds the named presets.
 
-    The pretraining fields mirror `keras_simclr.train.Config` (same names where the
-    command line has them); the others set the baselines and the evaluation.
+    The pretraining fields are the job's (`keras_simclr.config.Config`: help text,
+    type and allowed values; `metadata["job_field"]` names the job's field, which
+    differs for `epochs`, `batch_size` and `test_split`) with the defaults of the
+    `quick` preset; the others set the baselines and the evaluation.
     """
 
     name: str
-    train_split: str = "train"
-    test_split: str = "test"
-    resnet_depth: int = 18
-    width_multiplier: float = 0.25
-    epochs: int = 5
-    train_steps: int = 0
-    batch_size: int = 256
+    train_split: str = _reuse("train_split")
+    test_split: str = _reuse("eval_split", help="Split the accuracies are measured on.")
+    resnet_depth: int = _reuse("resnet_depth")
+    width_multiplier: float = _reuse("width_multiplier")
+    epochs: int = _reuse("train_epochs", 5)
+    train_steps: int = _reuse("train_steps")
+    batch_size: int = _reuse("train_batch_size")
     # Square-root scaling (0.075 x sqrt(256) = 1.2 here): the paper's choice for small
     # batches and short runs (Appendix B.1); measured here, it beat linear scaling
     # (0.3) by 2.8 points of linear evaluation after 150 steps.
-    learning_rate: float = 0.075
-    learning_rate_scaling: str = "sqrt"
-    warmup_epochs: float = 0.5
-    weight_decay: float = 1e-6
-    optimizer: str = "lars"
-    momentum: float = 0.9
-    objective: str = "reference"
-    temperature: float = 0.2
-    color_jitter_strength: float | None = None
-    crop_scale: tuple = (0.08, 1.0)
-    num_proj_layers: int = 2
-    supervised_epochs: int = 3
-    supervised_batch_size: int = 256
-    supervised_augment: str = "crop_flip"
-    knn_k: int = 200
-    raw_pixels_l2_grid: tuple = (1e-2, 1e-3, 1e-4)
-    eval_batch_size: int = 1024
-    mixed_precision: str = "auto"
-    seed: int = 0
+    learning_rate: float = _reuse("learning_rate", 0.075)
+    learning_rate_scaling: str = _reuse("learning_rate_scaling", "sqrt")
+    warmup_epochs: float = _reuse("warmup_epochs", 0.5)
+    weight_decay: float = _reuse("weight_decay", 1e-6)
+    optimizer: str = _reuse("optimizer", "lars")
+    momentum: float = _reuse("momentum")
+    objective: str = _reuse("objective")
+    temperature: float = _reuse("temperature")
+    color_jitter_strength: float | None = _reuse("color_jitter_strength")
+    crop_scale: tuple = _reuse("crop_scale")
+    num_proj_layers: int = _reuse(
+        "num_proj_layers",
+        help="Layers of the projection head: 2 (non-linear), linear (= 1) or none (= 0) "
+        "(ablation: Figure 8).",
+    )
+    supervised_epochs: int = _option(3, "Epochs of the supervised baseline.", at_least=1)
+    supervised_batch_size: int = _option(
+        256, "Batch size of the supervised baseline.", at_least=1
+    )
+    supervised_augment: str = _option(
+        "crop_flip", "Augmentation of the supervised baseline.", choices=SUPERVISED_AUGMENTATIONS
+    )
+    knn_k: int = _option(200, "Neighbours of the kNN protocol.", at_least=1)
+    raw_pixels_l2_grid: tuple = _option((1e-2, 1e-3, 1e-4), None)
+    # The benchmark's own feature extraction (the job's runs no evaluation here).
+    eval_batch_size: int = _reuse("eval_batch_size", 1024, to_job=False)
+    mixed_precision: str = _reuse("mixed_precision")
+    seed: int = _reuse(
+        "seed", help="Seed of initialisation, shuffling, augmentation and validation splits."
+    )
+
+
+def _job_fields(config_class=None):
+    """{benchmark field: job field} of the fields that set the job's."""
+    return {
+        field.name: field.metadata["job_field"]
+        for field in dataclasses.fields(config_class or QualityConfig)
+        if field.metadata.get("job_field")
+    }
 
 
 def _job_defaults(name, **overrides):
-    """A configuration with the pretraining settings of `train.Config()`'s defaults."""
-    job = train.Config()
-    fields = dict(
-        resnet_depth=job.resnet_depth,
-        width_multiplier=job.width_multiplier,
-        epochs=job.train_epochs,
-        batch_size=job.train_batch_size,
-        learning_rate=job.learning_rate,
-        learning_rate_scaling=job.learning_rate_scaling,
-        warmup_epochs=job.warmup_epochs,
-        weight_decay=job.weight_decay,
-        optimizer=job.optimizer,
-        momentum=job.momentum,
-        objective=job.objective,
-        temperature=job.temperature,
-        color_jitter_strength=job.color_jitter_strength,
-        crop_scale=tuple(job.crop_scale),
-        num_proj_layers=job.num_proj_layers,
-        mixed_precision=job.mixed_precision,
-        seed=job.seed,
-    )
+    """A configuration with the pretraining settings of `runner.Config()`'s defaults."""
+    job = runner.Config()
+    fields = {ours: getattr(job, theirs) for ours, theirs in _job_fields().items()}
     return QualityConfig(name=name, **{**fields, **overrides})
 
 
@@ -178,60 +187,14 @@ CONFIGS = {
     ),
 }
 
-# Fields a flag may override, with the parser of their values.
-_OVERRIDES = {
-    "train_split": str,
-    "test_split": str,
-    "resnet_depth": int,
-    "width_multiplier": float,
-    "epochs": int,
-    "train_steps": int,
-    "batch_size": int,
-    "learning_rate": float,
-    "learning_rate_scaling": str,
-    "warmup_epochs": float,
-    "weight_decay": float,
-    "optimizer": str,
-    "momentum": float,
-    "objective": str,
-    "temperature": float,
-    "color_jitter_strength": float,
-    "crop_scale": str,
-    "num_proj_layers": str,
-    "supervised_epochs": int,
-    "supervised_batch_size": int,
-    "supervised_augment": str,
-    "knn_k": int,
-    "mixed_precision": str,
-    "seed": int,
-}
-_HELP = {
-    "train_split": "split pretrained on (labels unused) and used to fit the classifiers",
-    "test_split": "split the accuracies are measured on",
-    "resnet_depth": "ResNet depth of the encoder (all rows but raw pixels)",
-    "width_multiplier": "ResNet width multiplier",
-    "epochs": "SimCLR pretraining epochs",
-    "train_steps": "SimCLR pretraining steps; overrides --epochs when > 0",
-    "batch_size": "SimCLR global batch size",
-    "learning_rate": "LARS base learning rate, scaled by --learning_rate_scaling",
-    "learning_rate_scaling": "linear (x batch/256) or sqrt (x sqrt(batch))",
-    "warmup_epochs": "linear warm-up epochs before the cosine decay",
-    "weight_decay": "weight decay (under LARS not on batch norm and biases)",
-    "optimizer": "lars, momentum or adam (as the simclr command line)",
-    "momentum": "momentum of LARS / SGD",
-    "objective": "reference (twice the paper's NT-Xent, as the reference trains) or paper",
-    "temperature": "NT-Xent temperature (ablation: Table 5)",
-    "color_jitter_strength": "colour jitter strength; 0 = no colour jitter (ablation: Figure 5)",
-    "crop_scale": "random crop area range low,high (the paper: 0.08,1.0)",
-    "num_proj_layers": "projection head layers: 2 (non-linear), linear (= 1) or 0 (none) "
-    "(ablation: Figure 8)",
-    "supervised_epochs": "epochs of the supervised baseline",
-    "supervised_batch_size": "batch size of the supervised baseline",
-    "supervised_augment": f"augmentation of the supervised baseline: {', '.join(SUPERVISED_AUGMENTATIONS)}",
-    "knn_k": "neighbours of the kNN protocol",
-    "mixed_precision": "auto (bf16 where the CPU has it), off, bfloat16, float16",
-    "seed": "seed of initialisation, shuffling, augmentation and validation splits",
-}
+# Fields whose flag is parsed by `resolve_config` (`num_proj_layers` also takes
+# "linear" and "none"; `crop_scale` is "low,high").
+_PARSED_LATER = ("num_proj_layers", "crop_scale")
+
+
+def _flag_fields():
+    """The fields a flag may override: those with help text."""
+    return [field for field in dataclasses.fields(QualityConfig) if field.metadata.get("help")]
 
 
 def parse_args(argv=None):
@@ -242,8 +205,14 @@ def parse_args(argv=None):
         epilog="Configurations: " + ", ".join(CONFIGS) + ". See the module docstring.",
     )
     parser.add_argument("--config", choices=tuple(CONFIGS), default="quick")
-    for field, kind in _OVERRIDES.items():
-        parser.add_argument(f"--{field}", type=kind, default=None, help=_HELP[field])
+    for field in _flag_fields():
+        kind = job_config.value_type(field)
+        parser.add_argument(
+            f"--{field.name}",
+            type=str if field.name in _PARSED_LATER or kind is tuple else kind,
+            default=None,
+            help=field.metadata["help"],
+        )
     parser.add_argument(
         "--baselines",
         default=",".join(BASELINES),
@@ -264,7 +233,7 @@ def resolve_config(args):
     """The preset of `args.config` with the flags' overrides, checked."""
     overrides = {
         field: getattr(args, field)
-        for field in _OVERRIDES
+        for field in (f.name for f in _flag_fields())
         if getattr(args, field) is not None
     }
     if "num_proj_layers" in overrides:
@@ -278,14 +247,8 @@ def resolve_config(args):
                 f"crop_scale={overrides['crop_scale']!r}"
             ) from None
     config = dataclasses.replace(CONFIGS[args.config], **overrides)
-    if config.supervised_augment not in SUPERVISED_AUGMENTATIONS:
-        raise ValueError(
-            f"`supervised_augment` must be one of {list(SUPERVISED_AUGMENTATIONS)}. "
-            f"Received: supervised_augment={config.supervised_augment!r}"
-        )
-    for name in ("supervised_epochs", "supervised_batch_size", "knn_k", "eval_batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(config, name)}")
+    # The job's checks of the pretraining fields, and the benchmark's own.
+    job_config.check_fields(config)
     return config
 
 
@@ -318,35 +281,16 @@ def resolve_baselines(text):
 
 
 def pretraining_config(config, model_dir, data_dir=None):
-    """The `keras_simclr.train.Config` that pretrains SimCLR for `config`."""
-    return train.Config(
+    """The `keras_simclr.runner.Config` that pretrains SimCLR for `config`."""
+    return runner.Config(
         mode="train",
         dataset=DATASET,
         data_dir=data_dir,
-        train_split=config.train_split,
-        eval_split=config.test_split,
-        train_batch_size=config.batch_size,
-        train_epochs=config.epochs,
-        train_steps=config.train_steps,
-        learning_rate=config.learning_rate,
-        learning_rate_scaling=config.learning_rate_scaling,
-        warmup_epochs=config.warmup_epochs,
-        weight_decay=config.weight_decay,
-        optimizer=config.optimizer,
-        momentum=config.momentum,
-        objective=config.objective,
-        temperature=config.temperature,
-        resnet_depth=config.resnet_depth,
-        width_multiplier=config.width_multiplier,
-        num_proj_layers=config.num_proj_layers,
-        color_jitter_strength=config.color_jitter_strength,
-        crop_scale=config.crop_scale,
+        **{theirs: getattr(config, ours) for ours, theirs in _job_fields().items()},
         model_dir=model_dir,
         # The benchmark times one uninterrupted run; the final checkpoint and the
         # saved encoder are still written.
         checkpoint_epochs=0,
-        mixed_precision=config.mixed_precision,
-        seed=config.seed,
         verbose=2,
     )
 
@@ -496,7 +440,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     Args:
         config: a `QualityConfig`.
         baselines: the baselines to run, a subset of `BASELINES`.
-        model_dir: where `train.pretrain` keeps the pretrained model; `None` for a
+        model_dir: where `runner.pretrain` keeps the pretrained model; `None` for a
             temporary directory deleted at the end.
         data_dir: the directory of the Fashion-MNIST files (default: the Debian
             package's, else TensorFlow Datasets).
@@ -515,7 +459,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     elif os.path.exists(os.path.join(model_dir, "checkpoints")):
         raise ValueError(
             f"model_dir {model_dir!r} already holds a pretraining run, which "
-            "`train.pretrain` would resume: the benchmark times a fresh run. Pass an "
+            "`runner.pretrain` would resume: the benchmark times a fresh run. Pass an "
             "empty or new --model_dir."
         )
     simclr_config = pretraining_config(config, model_dir, data_dir)
@@ -526,7 +470,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     print(f"Configuration: {json.dumps(dataclasses.asdict(config), sort_keys=True)}", flush=True)
 
     # One policy for every encoder in the table, the one pretraining sets.
-    keras.mixed_precision.set_global_policy(train.mixed_precision_policy(config.mixed_precision))
+    keras.mixed_precision.set_global_policy(runner.mixed_precision_policy(config.mixed_precision))
     info = data.info(DATASET, config.train_split, data_dir=data_dir)
     image_shape = tuple(info.image_shape)
     train_data, test_data = (
@@ -536,9 +480,9 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
     rows = []
     try:
         pretrain_start = time.perf_counter()
-        model, history = train.pretrain(simclr_config)
+        model, history = runner.pretrain(simclr_config)
         pretrain_seconds = time.perf_counter() - pretrain_start
-        plan = train.plan(simclr_config)
+        plan = runner.plan(simclr_config)
         simclr = f"SimCLR encoder ({_architecture(config)})"
         rows.append(
             {

@@ -37,7 +37,7 @@ from keras_simclr import data
 from keras_simclr import evaluation
 from keras_simclr import models
 from keras_simclr import optimizers
-from keras_simclr import train as job
+from keras_simclr import runner as job
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10

@@ -15,6 +15,8 @@ Keras `train_step` under `fit()`), and without any strategy.
 
 import tensorflow as tf
 
+from keras_simclr import checks
+
 _STRATEGY_NAMES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -182,14 +184,8 @@ def per_replica_batch_size(global_batch_size, num_replicas):
     >>> keras_simclr.distribute.per_replica_batch_size(4096, 8)
     512
     """
-    for name, value in (
-        ("global_batch_size", global_batch_size),
-        ("num_replicas", num_replicas),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{name}` must be a positive integer. Received: {name}={value!r}"
-            )
+    global_batch_size = checks.positive_int("global_batch_size", global_batch_size)
+    num_replicas = checks.positive_int("num_replicas", num_replicas)
     if global_batch_size % num_replicas:
         below = global_batch_size // num_replicas * num_replicas
         above = below + num_replicas

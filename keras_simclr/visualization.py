@@ -14,13 +14,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_simclr.augment import base as augment_base
 from keras_simclr.evaluation.features import _check_data
 from keras_simclr.evaluation.features import _check_labels
-from keras_simclr.evaluation.features import _check_positive_int
 from keras_simclr.evaluation.features import _extract
-from keras_simclr.evaluation.results import _write_bytes
 from keras_simclr.images import to_unit_float
+from keras_simclr import checks
+from keras_simclr import files
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -63,8 +62,8 @@ def plot_views(images, augment, n=8, path="views.png", num_views=2):
             "plot_views needs matplotlib: `pip install matplotlib` or "
             "`pip install keras-simclr[plot]`."
         ) from error
-    n = augment_base._check_positive_int("n", n)
-    num_views = augment_base._check_positive_int("num_views", num_views)
+    n = checks.positive_int("n", n)
+    num_views = checks.positive_int("num_views", num_views)
     originals = keras.ops.convert_to_numpy(images)[:n]
     if originals.ndim != 4:
         raise ValueError(
@@ -99,7 +98,7 @@ def plot_views(images, augment, n=8, path="views.png", num_views=2):
             if row == 0:
                 ax.set_title("image" if column == 0 else f"view {column}", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100)
+    _save_figure(figure, path)
     return path
 
 
@@ -207,12 +206,12 @@ def plot_embedding(
         raise ValueError(
             f'`method` must be "pca", "tsne" or "auto". Received: method={method!r}'
         )
-    _check_positive_int(max_points, "max_points")
+    checks.positive_int("max_points", max_points)
     figure_class = _figure_class()
     tsne_class = _tsne_class(method)
     if isinstance(encoder_or_features, keras.layers.Layer):
         data = _check_data(data, "data")
-        _check_positive_int(batch_size, "batch_size")
+        checks.positive_int("batch_size", batch_size)
         features, labels = _extract(encoder_or_features, data, preprocess, batch_size)
     else:
         features = np.asarray(encoder_or_features, np.float32)
@@ -308,7 +307,7 @@ def _save_figure(figure, path):
     # the bytes go through tf.io.gfile so a gs:// model_dir works too.
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    _write_bytes(path, buffer.getvalue())
+    files.write_atomic(path, buffer.getvalue())
 
 
 def _last_row_per_step(logs):

@@ -1,4 +1,4 @@
-"""The `simclr` command line and `keras_simclr.train`: the whole job, resume, bad input."""
+"""The `simclr` command line and `keras_simclr.runner`: the whole job, resume, bad input."""
 
 import ast
 import dataclasses
@@ -27,7 +27,7 @@ from keras_simclr import cli
 from keras_simclr import data
 from keras_simclr import evaluation
 from keras_simclr import optimizers
-from keras_simclr import train
+from keras_simclr import runner
 
 # The smallest configuration that still runs every piece of the job.
 TINY = [
@@ -182,7 +182,7 @@ def _no_work(monkeypatch):
     def build_model(*args):
         raise AssertionError("a model was built before the inputs were checked")
 
-    monkeypatch.setattr(train, "build_model", build_model)
+    monkeypatch.setattr(runner, "build_model", build_model)
     monkeypatch.setattr(keras.models, "load_model", build_model)
 
 
@@ -223,35 +223,35 @@ def test_job_inputs_are_checked_before_any_work(tmp_path, monkeypatch, case, mes
             (folder / "test").mkdir()
         else:
             _image_folder(folder / "test", per_class=8)
-    config = train.Config(
+    config = runner.Config(
         dataset=f"folder:{folder}", model_dir=str(tmp_path / "run"), train_steps=2,
         train_batch_size=16, mode="eval" if case == "eval without an encoder" else "train_then_eval",
     )
     _no_work(monkeypatch)
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        train.run(config)
+        runner.run(config)
     assert not (tmp_path / "run").exists()
 
 
 def test_folder_with_train_and_test_splits_passes_the_checks(tmp_path):
     _image_folder(tmp_path / "images" / "train")
     _image_folder(tmp_path / "images" / "test", per_class=8)
-    config = train.Config(dataset=f"folder:{tmp_path / 'images'}", train_batch_size=16)
-    train._check_evaluation_inputs(config, train.plan(config), encoder_file=False)
+    config = runner.Config(dataset=f"folder:{tmp_path / 'images'}", train_batch_size=16)
+    runner._check_evaluation_inputs(config, runner.plan(config), encoder_file=False)
 
 
 def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
     data_dir, tmp_path, capsys, caplog
 ):
-    config = train.Config(
+    config = runner.Config(
         data_dir=str(data_dir), model_dir=str(tmp_path / "run"), mode="train",
         train_steps=2, warmup_epochs=1.0, train_batch_size=64, width_multiplier=0.125,
         proj_out_dim=16, mixed_precision="off", verbose=0,
     )
-    plan = train.plan(config)
+    plan = runner.plan(config)
     assert (plan.requested_warmup_steps, plan.warmup_steps, plan.total_steps) == (8, 2, 2)
     with caplog.at_level("INFO", logger="keras_simclr"):
-        model, _ = train.pretrain(config)
+        model, _ = runner.pretrain(config)
     assert int(model.optimizer.iterations.numpy()) == 2
     schedule = model.optimizer.get_config()["learning_rate"]["config"]
     assert (schedule["warmup_steps"], schedule["total_steps"]) == (2, 2)
@@ -273,7 +273,7 @@ def test_help_lists_every_flag_by_group_with_its_default(flag):
     ]
     flags = re.findall(r"(?m)^  --(?:\[no\])?(\w+): ", result.stdout)
     defaults = re.findall(r"(?m)^      \(default: (.*)\)$", result.stdout)
-    fields = {field.name: field.default for field in dataclasses.fields(train.Config)}
+    fields = {field.name: field.default for field in dataclasses.fields(runner.Config)}
     assert sorted(flags) == sorted(fields) and len(defaults) == len(flags)
     for name, default in zip(flags, defaults):
         value = fields[name]
@@ -404,7 +404,7 @@ def _documented_commands():
 
 
 def _config_calls(code):
-    """`train.Config(...)` calls with literal keyword arguments in a notebook's code cell."""
+    """`runner.Config(...)` calls with literal keyword arguments in a notebook's code cell."""
     code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("!", "%")))
     return [
         node for node in ast.walk(ast.parse(code))
@@ -424,8 +424,8 @@ def test_the_documentation_shows_the_reference_cifar10_command():
 
 @pytest.mark.parametrize("args", _DOCUMENTED_COMMANDS)
 def test_documented_command_parses_and_follows_the_reference(args):
-    if isinstance(args, dict):  # a notebook's train.Config(...)
-        config = train.Config(**args)
+    if isinstance(args, dict):  # a notebook's runner.Config(...)
+        config = runner.Config(**args)
     elif any(arg in cli._HELP_FLAGS or arg == "--helpfull" for arg in args):
         assert len(args) == 1, args
         return
@@ -450,13 +450,13 @@ def test_documented_command_parses_and_follows_the_reference(args):
 
 def test_tfds_dataset_through_the_job(tmp_path):
     """The real tfds code path (download replaced by tfds' mock data)."""
-    config = train.Config(
+    config = runner.Config(
         dataset="cifar10", model_dir=str(tmp_path / "run"), train_steps=2,
         train_batch_size=16, width_multiplier=0.125, proj_out_dim=16,
         eval_batch_size=64, mixed_precision="off", verbose=0, eval_protocols=("knn",),
     )
     with tfds.testing.mock_data(num_examples=64):
-        results = train.run(config)
+        results = runner.run(config)
     assert [r.protocol for r in results] == ["knn (k=64, T=0.1)"]
     assert results[0].num_test == 64
 
@@ -479,16 +479,16 @@ def test_folder_of_images_of_different_sizes_through_the_job(tmp_path, monkeypat
             path = tmp_path / "images" / split / ("ab"[i % 2]) / f"{i}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(tf.io.encode_png(image).numpy())
-    config = train.Config(
+    config = runner.Config(
         dataset=f"folder:{tmp_path / 'images'}", image_size=40,
         model_dir=str(tmp_path / "run"), train_steps=2, train_batch_size=8,
         width_multiplier=0.125, proj_out_dim=16, eval_batch_size=8,
         mixed_precision="off", verbose=0, eval_protocols=("knn",),
     )
-    results = train.run(config)
+    results = runner.run(config)
     assert [r.num_test for r in results] == [4]
     assert sizes and set(sizes) == {None}  # every image decoded at full resolution
-    dataset, preprocess = train.evaluation_data(config, train.plan(config), "test")
+    dataset, preprocess = runner.evaluation_data(config, runner.plan(config), "test")
     assert preprocess is None  # done on each original, before batching
     images = np.concatenate([images for images, _ in dataset])
     originals = [image for image, _ in data.load(config.dataset, "test")]
@@ -512,7 +512,7 @@ def test_folder_of_images_of_different_sizes_through_the_job(tmp_path, monkeypat
 )
 def test_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        train.Config(**kwargs)
+        runner.Config(**kwargs)
 
 
 @pytest.mark.parametrize(
@@ -526,7 +526,7 @@ def test_config_validation(kwargs, message):
     ],
 )
 def test_epoch_segments_cover_the_remaining_steps(start, total, per_epoch, expected):
-    segments = train._epoch_segments(start, total, per_epoch)
+    segments = runner._epoch_segments(start, total, per_epoch)
     assert segments == expected
     assert sum(steps * (end - begin) for begin, end, steps, _ in segments) == total - start
 
@@ -569,18 +569,18 @@ def test_convert_checks_its_inputs_before_converting(tmp_path, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("converted before the inputs were checked")
 
-    monkeypatch.setattr(train.models, "from_reference_checkpoint", no_work)
-    config = train.Config(
+    monkeypatch.setattr(runner.models, "from_reference_checkpoint", no_work)
+    config = runner.Config(
         mode="convert", checkpoint=str(checkpoint), verify=True, model_dir=str(tmp_path / "out")
     )
     with pytest.raises(ValueError, match="not a SavedModel directory"):
-        train.run(config)
+        runner.run(config)
     assert not (tmp_path / "out").exists()
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")
     with pytest.raises(ValueError, match="holds a training run"):
-        train.run(dataclasses.replace(config, verify=False, model_dir=str(run)))
+        runner.run(dataclasses.replace(config, verify=False, model_dir=str(run)))
     assert sorted(p.name for p in run.iterdir()) == ["config.json"]
 
 
@@ -598,13 +598,13 @@ def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch
         return evaluation.EvaluationResult("images", "fine-tune (50% labels)", 1.0, 1.0, 16, 8)
 
     monkeypatch.setattr(evaluation, "fine_tune", fine_tune)
-    config = train.Config(
+    config = runner.Config(
         mode="eval", train_mode="finetune", checkpoint=str(checkpoint),
         dataset=f"folder:{tmp_path / 'images'}", model_dir=str(tmp_path / "run"),
         eval_protocols=("knn",), finetune_label_fraction=0.5, eval_batch_size=16,
         train_batch_size=16, verbose=0,
     )
-    results = train.run(config)
+    results = runner.run(config)
     assert [r.protocol for r in results] == ["knn (k=32, T=0.1)", "fine-tune (50% labels)"]
     assert results[0].num_test == 8
     assert (tmp_path / "run" / "results.json").exists()
@@ -626,9 +626,9 @@ def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch
 
 def test_eval_of_the_official_weights_needs_rgb_images(data_dir, tmp_path, monkeypatch):
     _no_work(monkeypatch)
-    monkeypatch.setattr(train.models, "from_reference_checkpoint", train.build_model)
-    config = train.Config(
+    monkeypatch.setattr(runner.models, "from_reference_checkpoint", runner.build_model)
+    config = runner.Config(
         mode="eval", checkpoint=str(tmp_path), data_dir=str(data_dir), model_dir=str(tmp_path / "run")
     )
     with pytest.raises(ValueError, match="take RGB images; 'fashion_mnist' has 1 channel"):
-        train.run(config)
+        runner.run(config)

@@ -66,8 +66,6 @@ REGISTERED = {
         "CenterCropResize", "ColorJitter", "RandomApply", "RandomColorDrop",
         "RandomGaussianBlur", "RandomResizedCrop", "SimCLRAugment",
     ),
-    "data": ("DatasetInfo",),
-    "evaluation": ("EvaluationResult",),
 }
 SUBPACKAGES = ("augment", "data", "evaluation")
 

@@ -459,8 +459,13 @@ def test_invalid_arguments_raise_clear_errors(kwargs, message):
     assert message in str(error.value)
 
 
-def test_private_selective_kernel_layers_round_trip_config():
-    for cls in (resnet_lib._SumBranches, resnet_lib._SelectBranches):
+def test_selective_kernel_layers_round_trip_config_and_load_under_their_old_names():
+    for cls in (resnet_lib.SumBranches, resnet_lib.SelectBranches):
+        assert keras.saving.get_registered_name(cls) == f"keras_simclr>{cls.__name__}"
+        # Files saved before the names became public refer to "_SumBranches", ...
+        old = keras.saving.serialize_keras_object(cls(num_branches=3))
+        old["registered_name"] = f"keras_simclr>_{cls.__name__}"
+        assert type(keras.saving.deserialize_keras_object(old)) is cls
         layer = cls(num_branches=3, name="branches")
         restored = cls.from_config(layer.get_config())
         assert restored.num_branches == 3 and restored.name == "branches"

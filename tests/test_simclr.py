@@ -476,12 +476,12 @@ def test_multi_worker_fit_matches_one_device(tmp_path):
 
 @pytest.mark.parametrize("name", ["lars", "momentum", "adam"])
 def test_job_applies_weight_decay_as_the_reference_does(name):
-    from keras_simclr import train
+    from keras_simclr import runner
 
-    config = train.Config(optimizer=name, weight_decay=1e-4, train_steps=100)
-    plan = train.plan(config)
-    optimizer = train.build_optimizer(config, plan)
-    model = train.build_model(config, plan)
+    config = runner.Config(optimizer=name, weight_decay=1e-4, train_steps=100)
+    plan = runner.plan(config)
+    optimizer = runner.build_optimizer(config, plan)
+    model = runner.build_model(config, plan)
     if name == "lars":
         assert isinstance(optimizer, optimizers.LARS) and optimizer.weight_decay == 1e-4
         assert model.l2_weight_decay == 0

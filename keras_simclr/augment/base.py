@@ -51,6 +51,7 @@ import keras
 
 from keras_simclr import distribute
 from keras_simclr.images import to_unit_float
+from keras_simclr import checks
 
 # Keras' image preprocessing base class is not exported under `keras.layers`; it gives
 # these layers the tf.data-safe backend switching and the single-image handling of
@@ -135,30 +136,6 @@ class _ReplicaSeedGenerator(keras.random.SeedGenerator):
         )
 
 
-def _check_probability(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
-            f"`{name}` must be a number between 0 and 1. Received: {name}={value!r}"
-        )
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be between 0 and 1. Received: {name}={value}")
-    return float(value)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-    return value
-
-
-def _check_seed(seed):
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
-    return seed
-
-
 def _check_range(name, value, lower_bound, upper_bound=None, open_lower=False):
     """Validates a `(low, high)` pair with `low <= high` inside the given bounds."""
     message = (
@@ -217,7 +194,7 @@ class _ImageLayer(BaseImagePreprocessingLayer):
                 f"(B, H, W, C). Received: data_format={data_format!r}"
             )
         super().__init__(data_format="channels_last", **kwargs)
-        self.seed = _check_seed(seed)
+        self.seed = checks.seed(seed)
         if not isinstance(jit_compile, bool):
             raise ValueError(
                 "`jit_compile` must be True or False. "

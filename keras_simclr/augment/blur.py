@@ -8,12 +8,12 @@ are blurred, and takes in the colour drop that precedes it in `SimCLRAugment`.
 from keras_simclr.augment.base import _FLOAT
 from keras_simclr.augment.base import _broadcast
 from keras_simclr.augment.base import _channels_last
-from keras_simclr.augment.base import _check_probability
 from keras_simclr.augment.base import _check_range
 from keras_simclr.augment.base import _ImageLayer
 from keras_simclr.augment.base import _register
 from keras_simclr.augment.color import _color_drop_kernel
 from keras_simclr.augment.color import _drop_color
+from keras_simclr import checks
 
 
 def _reflect_indices(size, radius):
@@ -158,7 +158,7 @@ class RandomGaussianBlur(_ImageLayer):
         **kwargs,
     ):
         super().__init__(seed=seed, jit_compile=jit_compile, **kwargs)
-        self.probability = _check_probability("probability", probability)
+        self.probability = checks.probability("probability", probability)
         self.sigma = _check_range("sigma", sigma, 0.0, open_lower=True)
         if (
             isinstance(kernel_size_fraction, bool)

@@ -12,9 +12,9 @@ import math
 from keras_simclr.augment.base import _FLOAT
 from keras_simclr.augment.base import _broadcast
 from keras_simclr.augment.base import _channels_last
-from keras_simclr.augment.base import _check_probability
 from keras_simclr.augment.base import _ImageLayer
 from keras_simclr.augment.base import _register
+from keras_simclr import checks
 
 _JITTER_IMPLS = ("simclrv1", "simclrv2")
 
@@ -254,7 +254,7 @@ class ColorJitter(_ImageLayer):
                 f"Received: strength={strength!r}"
             )
         self.strength = float(strength)
-        self.probability = _check_probability("probability", probability)
+        self.probability = checks.probability("probability", probability)
         if not isinstance(random_order, bool):
             raise ValueError(
                 "`random_order` must be True or False. "
@@ -385,7 +385,7 @@ class RandomColorDrop(_ImageLayer):
 
     def __init__(self, probability=0.2, seed=None, jit_compile=True, **kwargs):
         super().__init__(seed=seed, jit_compile=jit_compile, **kwargs)
-        self.probability = _check_probability("probability", probability)
+        self.probability = checks.probability("probability", probability)
 
     def get_random_transformation(self, data, training=True, seed=None):
         """Returns `None` when not training, else `{"apply": bool (B,)}`."""

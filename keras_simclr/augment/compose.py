@@ -11,12 +11,12 @@ from keras_simclr.augment.base import _FLOAT
 from keras_simclr.augment.base import BaseImagePreprocessingLayer
 from keras_simclr.augment.base import _broadcast
 from keras_simclr.augment.base import _channels_last
-from keras_simclr.augment.base import _check_probability
 from keras_simclr.augment.base import _ImageLayer
 from keras_simclr.augment.base import _is_stage
 from keras_simclr.augment.base import _register
 from keras_simclr.augment.base import _sub_seed
 from keras_simclr.augment.base import _to_planes
+from keras_simclr import checks
 
 
 class _SharedBackend:
@@ -75,7 +75,7 @@ class RandomApply(_ImageLayer):
                 f"Received: layer={layer!r}"
             )
         self.layer = layer
-        self.probability = _check_probability("probability", probability)
+        self.probability = checks.probability("probability", probability)
 
     def _is_preprocessing(self):
         return isinstance(self.layer, BaseImagePreprocessingLayer)

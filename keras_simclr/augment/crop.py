@@ -11,11 +11,11 @@ import math
 import keras
 
 from keras_simclr.augment.base import _FLOAT
-from keras_simclr.augment.base import _check_positive_int
 from keras_simclr.augment.base import _check_range
 from keras_simclr.augment.base import _ImageLayer
 from keras_simclr.augment.base import _register
 from keras_simclr.images import to_unit_float
+from keras_simclr import checks
 
 # Keys' cubic convolution kernel parameter and the resolution of the weight table of
 # TensorFlow's bicubic resize, which rounds the sub-pixel offset to 1/1024.
@@ -309,11 +309,11 @@ class RandomResizedCrop(_ImageLayer):
         **kwargs,
     ):
         super().__init__(seed=seed, jit_compile=jit_compile, **kwargs)
-        self.height = _check_positive_int("height", height)
-        self.width = _check_positive_int("width", width)
+        self.height = checks.positive_int("height", height)
+        self.width = checks.positive_int("width", width)
         self.scale = _check_range("scale", scale, 0.0, 1.0, open_lower=True)
         self.ratio = _check_range("ratio", ratio, 0.0, open_lower=True)
-        self.max_attempts = _check_positive_int("max_attempts", max_attempts)
+        self.max_attempts = checks.positive_int("max_attempts", max_attempts)
 
     def get_random_transformation(self, data, training=True, seed=None):
         """Draws one crop box per example.
@@ -409,8 +409,8 @@ class CenterCropResize(_ImageLayer):
         self, height, width, crop_proportion=0.875, jit_compile=True, **kwargs
     ):
         super().__init__(seed=None, jit_compile=jit_compile, **kwargs)
-        self.height = _check_positive_int("height", height)
-        self.width = _check_positive_int("width", width)
+        self.height = checks.positive_int("height", height)
+        self.width = checks.positive_int("width", width)
         if (
             isinstance(crop_proportion, bool)
             or not isinstance(crop_proportion, (int, float))

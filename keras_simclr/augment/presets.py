@@ -9,7 +9,6 @@ import keras
 
 from keras_simclr.augment.base import _FLOAT
 from keras_simclr.augment.base import _TENSORFLOW
-from keras_simclr.augment.base import _check_probability
 from keras_simclr.augment.base import _check_range
 from keras_simclr.augment.base import _image_size_pair
 from keras_simclr.augment.base import _ImageLayer
@@ -22,6 +21,7 @@ from keras_simclr.augment.compose import _SharedBackend
 from keras_simclr.augment.crop import RandomResizedCrop
 from keras_simclr.augment.crop import _crop_and_resize_one
 from keras_simclr.augment.crop import _sample_crop_boxes
+from keras_simclr import checks
 
 _PRESETS = ("imagenet", "cifar", "grayscale")
 
@@ -140,13 +140,13 @@ class SimCLRAugment(_ImageLayer):
         )
 
         crop_scale = _check_range("crop_scale", crop_scale, 0.0, 1.0, open_lower=True)
-        self.color_jitter_probability = _check_probability(
+        self.color_jitter_probability = checks.probability(
             "color_jitter_probability", color_jitter_probability
         )
-        self.color_drop_probability = _check_probability(
+        self.color_drop_probability = checks.probability(
             "color_drop_probability", color_drop_probability
         )
-        self.blur_probability = _check_probability("blur_probability", blur_probability)
+        self.blur_probability = checks.probability("blur_probability", blur_probability)
         self.crop = RandomResizedCrop(
             *self.image_size,
             scale=crop_scale,

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_simclr import augment as augmentation
 from keras_simclr.images import to_unit_float
+from keras_simclr import checks
 
 
 def pretraining_dataset(
@@ -86,8 +87,8 @@ def pretraining_dataset(
     >>> augment = keras_simclr.augment.SimCLRAugment(32, preset="grayscale", seed=1)
     >>> ds = keras_simclr.data.pretraining_dataset(train, 256, augment=augment, seed=1)
     """
-    _check_positive_int("batch_size", batch_size)
-    _check_non_negative_int("shuffle_buffer", shuffle_buffer)
+    checks.positive_int("batch_size", batch_size)
+    checks.non_negative_int("shuffle_buffer", shuffle_buffer)
     if augment is not None and not callable(augment):
         raise TypeError(
             "`augment` must be a callable mapping a batch of images to one view, e.g. "
@@ -220,7 +221,7 @@ def evaluation_dataset(source, batch_size, preprocess=None):
     >>> center = keras_simclr.augment.CenterCropResize(224, 224)
     >>> ds = keras_simclr.data.evaluation_dataset(photos, 256, preprocess=center)
     """
-    _check_positive_int("batch_size", batch_size)
+    checks.positive_int("batch_size", batch_size)
     if preprocess is not None and not callable(preprocess):
         raise TypeError(
             "`preprocess` must be a callable mapping a batch of images to float32, "
@@ -296,7 +297,7 @@ def distributed_pretraining_dataset(strategy, source_fn, batch_size, **kwargs):
     >>> ds = keras_simclr.data.distributed_pretraining_dataset(
     ...     strategy, lambda: keras_simclr.data.load("cifar10"), 512)
     """
-    _check_positive_int("batch_size", batch_size)
+    checks.positive_int("batch_size", batch_size)
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
         raise ValueError(_divisibility_message(batch_size, replicas))
@@ -318,14 +319,8 @@ def distributed_pretraining_dataset(strategy, source_fn, batch_size, **kwargs):
 # Arguments.
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
 
 
-def _check_non_negative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{name}` must be an int >= 0. Received: {name}={value!r}")
 
 
 def _divisibility_message(batch_size, replicas):

@@ -10,7 +10,6 @@ Names: a TensorFlow Datasets name (`keras_simclr.data.tfds`), `"fashion_mnist"`
 import dataclasses
 import os
 
-import keras
 import numpy as np
 
 from keras_simclr.data import folder
@@ -18,7 +17,6 @@ from keras_simclr.data import idx
 from keras_simclr.data import tfds as tfds_source
 
 
-@keras.saving.register_keras_serializable(package="keras_simclr")
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
     """What the input pipelines and the command line need to know about a data set.
@@ -49,16 +47,19 @@ class DatasetInfo:
     labelled: bool
     class_names: tuple | None = None
 
-    def get_config(self):
+    def to_dict(self):
+        """The fields as a JSON-serialisable dict (a plain record, not a Keras object)."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["image_shape"] = tuple(config["image_shape"])
-        if config.get("class_names") is not None:
-            config["class_names"] = tuple(config["class_names"])
-        return cls(**config)
+    def from_dict(cls, record):
+        """The `DatasetInfo` of a `to_dict()` record, or of one that
+        `keras.saving.serialize_keras_object` wrote before it was a plain record."""
+        record = dict(record.get("config", record) if "class_name" in record else record)
+        record["image_shape"] = tuple(record["image_shape"])
+        if record.get("class_names") is not None:
+            record["class_names"] = tuple(record["class_names"])
+        return cls(**record)
 
 
 def load(

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_simclr.images import to_unit_float
+from keras_simclr import checks
 
 
 def extract_features(encoder, data, preprocess=None, batch_size=256):
@@ -46,7 +47,7 @@ def extract_features(encoder, data, preprocess=None, batch_size=256):
     """
     _check_encoder(encoder)
     data = _check_data(data, "data")
-    _check_positive_int(batch_size, "batch_size")
+    checks.positive_int("batch_size", batch_size)
     return _extract(encoder, data, preprocess, batch_size)
 
 
@@ -80,9 +81,6 @@ def _check_encoder(encoder):
         )
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
 
 
 def _check_labels(labels, name):

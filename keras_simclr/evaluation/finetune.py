@@ -11,13 +11,13 @@ import tensorflow as tf
 from keras_simclr.evaluation.features import _batches
 from keras_simclr.evaluation.features import _check_data
 from keras_simclr.evaluation.features import _check_labels
-from keras_simclr.evaluation.features import _check_positive_int
 from keras_simclr.evaluation.features import _extract
 from keras_simclr.evaluation.features import _labels_of
 from keras_simclr.evaluation.features import _unit_float
 from keras_simclr.evaluation.linear import _default_learning_rate
 from keras_simclr.evaluation.results import EvaluationResult
 from keras_simclr.evaluation.results import _top_k_accuracy
+from keras_simclr import checks
 
 
 def balanced_subset(labels, fraction, seed=0):
@@ -47,7 +47,7 @@ def balanced_subset(labels, fraction, seed=0):
     [10, 10, 10, 10, 10, 10, 10, 10, 10, 10]
     """
     labels = _check_labels(labels, "labels")
-    _check_fraction(fraction, "fraction")
+    checks.fraction("fraction", fraction)
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"`seed` must be an integer. Received: seed={seed!r}")
     if fraction == 1.0:
@@ -269,9 +269,9 @@ def _train_classifier(
         )
     train_data = _check_data(train_data, "train_data")
     test_data = _check_data(test_data, "test_data")
-    _check_fraction(label_fraction, "label_fraction")
-    _check_positive_int(epochs, "epochs")
-    _check_positive_int(batch_size, "batch_size")
+    checks.fraction("label_fraction", label_fraction)
+    checks.positive_int("epochs", epochs)
+    checks.positive_int("batch_size", batch_size)
     if optimizer is not None and learning_rate is not None:
         raise ValueError(
             "Pass either `optimizer` or `learning_rate`, not both. Received: "
@@ -444,9 +444,6 @@ def _gather(data, all_labels, indices):
     return np.concatenate(images), all_labels[indices]
 
 
-def _check_fraction(value, name):
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"`{name}` must be in (0, 1]. Received: {name}={value}")
 
 
 def _percent(fraction):

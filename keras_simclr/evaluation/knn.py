@@ -7,10 +7,10 @@ from keras import ops
 
 from keras_simclr.evaluation.features import _check_data
 from keras_simclr.evaluation.features import _check_encoder_or_features
-from keras_simclr.evaluation.features import _check_positive_int
 from keras_simclr.evaluation.features import _features
 from keras_simclr.evaluation.results import EvaluationResult
 from keras_simclr.evaluation.results import _top_k_accuracy
+from keras_simclr import checks
 
 
 def knn_eval(
@@ -64,11 +64,11 @@ def knn_eval(
     _check_encoder_or_features(encoder)
     train_data = _check_data(train_data, "train_data")
     test_data = _check_data(test_data, "test_data")
-    _check_positive_int(k, "k")
+    checks.positive_int("k", k)
     if not temperature > 0:
         raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature}")
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(chunk_size, "chunk_size")
+    checks.positive_int("batch_size", batch_size)
+    checks.positive_int("chunk_size", chunk_size)
 
     train_h, train_y = _features(encoder, train_data, preprocess, batch_size)
     if k > train_y.size:

@@ -12,10 +12,10 @@ from threadpoolctl import threadpool_limits
 
 from keras_simclr.evaluation.features import _check_data
 from keras_simclr.evaluation.features import _check_encoder_or_features
-from keras_simclr.evaluation.features import _check_positive_int
 from keras_simclr.evaluation.features import _features
 from keras_simclr.evaluation.results import EvaluationResult
 from keras_simclr.evaluation.results import _top_k_accuracy
+from keras_simclr import checks
 
 _DEFAULT_L2_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 
@@ -91,7 +91,7 @@ def linear_eval(
     test_data = _check_data(test_data, "test_data")
     if solver not in ("lbfgs", "sgd"):
         raise ValueError(f'`solver` must be "lbfgs" or "sgd". Received: solver={solver!r}')
-    _check_positive_int(batch_size, "batch_size")
+    checks.positive_int("batch_size", batch_size)
     if solver == "lbfgs":
         l2_grid = tuple(float(value) for value in l2_grid)
         if not l2_grid or min(l2_grid) < 0:
@@ -104,9 +104,9 @@ def linear_eval(
                 "`validation_fraction` must be in (0, 1). "
                 f"Received: validation_fraction={validation_fraction}"
             )
-        _check_positive_int(max_iterations, "max_iterations")
+        checks.positive_int("max_iterations", max_iterations)
     else:
-        _check_positive_int(epochs, "epochs")
+        checks.positive_int("epochs", epochs)
         learning_rate = _default_learning_rate(learning_rate, 0.1, batch_size)
 
     train_h, train_y = _features(encoder, train_data, preprocess, batch_size)

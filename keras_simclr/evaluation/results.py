@@ -7,14 +7,13 @@ One record per (data set, protocol) pair is the unit the paper's tables report
 
 import dataclasses
 import json
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras_simclr import files
 
 
-@keras.saving.register_keras_serializable(package="keras_simclr")
 @dataclasses.dataclass(frozen=True)
 class EvaluationResult:
     """The outcome of one evaluation protocol on one dataset.
@@ -43,7 +42,7 @@ class EvaluationResult:
     Example:
 
     >>> result = EvaluationResult("cifar10", "knn (k=200, T=0.1)", 0.9, 0.99, 50000, 10000)
-    >>> EvaluationResult.from_config(result.get_config()) == result
+    >>> EvaluationResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     True
     """
 
@@ -74,12 +73,12 @@ class EvaluationResult:
             if field.name != "model"
         }
 
-    def get_config(self):
-        return self.to_dict()
-
     @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+    def from_dict(cls, record):
+        """The `EvaluationResult` of a `to_dict()` record (a `results.json` entry), or
+        of one that `keras.saving.serialize_keras_object` wrote before it was a plain
+        record."""
+        return cls(**(record.get("config", record) if "class_name" in record else record))
 
 
 def write_results(results, path):
@@ -112,7 +111,7 @@ def write_results(results, path):
         else:
             merged.append(result)
     text = json.dumps({"results": [r.to_dict() for r in merged]}, indent=2) + "\n"
-    _write_bytes(path, text.encode("utf-8"))
+    files.write_atomic(path, text)
     return merged
 
 
@@ -127,7 +126,7 @@ def read_results(path):
     """
     with tf.io.gfile.GFile(path, "r") as f:
         content = json.load(f)
-    return [EvaluationResult.from_config(record) for record in content["results"]]
+    return [EvaluationResult.from_dict(record) for record in content["results"]]
 
 
 def format_table(results):
@@ -204,12 +203,3 @@ def _jsonable(value):
         return value.item()
     return value
 
-
-def _write_bytes(path, content):
-    directory = os.path.dirname(path)
-    if directory:
-        tf.io.gfile.makedirs(directory)
-    temporary = f"{path}.tmp"
-    with tf.io.gfile.GFile(temporary, "wb") as f:
-        f.write(content)
-    tf.io.gfile.rename(temporary, path, overwrite=True)

@@ -1,6 +1,7 @@
 """Model builders and the SimCLR task.
 
-- `resnet(...)`: the ResNet v1 encoder f (images -> h).
+- `resnet(...)`: the ResNet v1 encoder f (images -> h); `SumBranches` and
+  `SelectBranches`: its selective-kernel layers.
 - `projection_head(...)`: the MLP head g (h -> z); `projection_head_layers(head, k)`:
   the head up to layer k (SimCLRv2 fine-tunes from layer 1).
 - `linear_probe(...)`: a linear classifier on h.
@@ -18,6 +19,8 @@ from keras_simclr.models.convert import verify_saved_model
 from keras_simclr.models.heads import linear_probe
 from keras_simclr.models.heads import projection_head
 from keras_simclr.models.heads import projection_head_layers
+from keras_simclr.models.resnet import SelectBranches
+from keras_simclr.models.resnet import SumBranches
 from keras_simclr.models.resnet import resnet
 from keras_simclr.models.base import SelfSupervisedModel
 from keras_simclr.models.simclr import SimCLR

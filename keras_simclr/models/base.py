@@ -299,9 +299,6 @@ class SelfSupervisedModel(keras.Model):
                 if not self.probe_optimizer.built:
                     self.probe_optimizer.build(self._probe_variables())
 
-    # The name before the base class; the command line's job still calls it.
-    _build_optimizers = build_optimizers
-
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # No public hook replaces this private one of Keras' TensorFlow trainer.
         # Keras' version builds the model from one input batch reduced with

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
+from keras_simclr import checks
 from keras_simclr.models import heads
 from keras_simclr.models.resnet import _ARCHITECTURES
 from keras_simclr.models.resnet import _SK_MIN_DIM
@@ -125,10 +126,8 @@ def from_reference_checkpoint(
     logits = classifier(images)  # 1000 ImageNet classes, from head layer 1
     ```
     """
-    if ema not in (True, False):
-        raise ValueError(f"`ema` must be a bool. Received: ema={ema!r}")
-    if classifier not in (True, False):
-        raise ValueError(f"`classifier` must be a bool. Received: classifier={classifier!r}")
+    checks.boolean("ema", ema)
+    checks.boolean("classifier", classifier)
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3 or input_shape[-1] != 3:
         raise ValueError(
             "`input_shape` must be (height, width, 3): the released models take RGB "
@@ -181,10 +180,7 @@ def verify_saved_model(saved_model, model, classifier=None, images=None, num_ima
             "`model` must be the SimCLR model `from_reference_checkpoint` returned. "
             f"Received: model of type {type(model).__name__}"
         )
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-        raise ValueError(
-            f"`num_images` must be a positive int. Received: num_images={num_images!r}"
-        )
+    num_images = checks.positive_int("num_images", num_images)
     if images is None:
         height, width = (side or 224 for side in model.encoder.inputs[0].shape[1:3])
         images = np.random.default_rng(seed).uniform(0.0, 1.0, (num_images, height, width, 3))

@@ -14,6 +14,7 @@ every batch-norm variable path contains `bn`.
 import numbers
 
 import keras
+from keras_simclr import checks
 
 # The reference's BATCH_NORM_DECAY and BATCH_NORM_EPSILON, as in the encoder.
 _BN_MOMENTUM = 0.9
@@ -72,7 +73,7 @@ def projection_head(
     >>> head.output_shape
     (None, 128)
     """
-    input_dim = _validate_positive_int("input_dim", input_dim)
+    input_dim = checks.positive_int("input_dim", input_dim)
     if num_layers == "linear":
         num_layers = 1
     elif (
@@ -86,10 +87,10 @@ def projection_head(
         )
     if hidden_dim is None:
         hidden_dim = input_dim
-    hidden_dim = _validate_positive_int("hidden_dim", hidden_dim)
-    output_dim = _validate_positive_int("output_dim", output_dim)
-    use_bn = _validate_bool("use_bn", use_bn)
-    synchronized_bn = _validate_bool("synchronized_bn", synchronized_bn)
+    hidden_dim = checks.positive_int("hidden_dim", hidden_dim)
+    output_dim = checks.positive_int("output_dim", output_dim)
+    use_bn = checks.boolean("use_bn", use_bn)
+    synchronized_bn = checks.boolean("synchronized_bn", synchronized_bn)
 
     h = keras.Input(shape=(input_dim,), name="h")
     if num_layers == 0:
@@ -200,10 +201,10 @@ def linear_probe(
     >>> probe.output_shape
     (None, 10)
     """
-    input_dim = _validate_positive_int("input_dim", input_dim)
-    num_classes = _validate_positive_int("num_classes", num_classes)
-    use_bn = _validate_bool("use_bn", use_bn)
-    synchronized_bn = _validate_bool("synchronized_bn", synchronized_bn)
+    input_dim = checks.positive_int("input_dim", input_dim)
+    num_classes = checks.positive_int("num_classes", num_classes)
+    use_bn = checks.boolean("use_bn", use_bn)
+    synchronized_bn = checks.boolean("synchronized_bn", synchronized_bn)
 
     h = keras.Input(shape=(input_dim,), name="h")
     x = h
@@ -224,13 +225,4 @@ def linear_probe(
     return keras.Model(h, logits, name=name)
 
 
-def _validate_positive_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value!r}")
-    return int(value)
 
-
-def _validate_bool(argument, value):
-    if value not in (True, False):
-        raise ValueError(f"`{argument}` must be a bool. Received: {argument}={value!r}")
-    return bool(value)

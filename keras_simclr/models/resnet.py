@@ -28,6 +28,8 @@ import numbers
 import keras
 from keras import ops
 
+from keras_simclr import checks
+
 # The reference's BATCH_NORM_DECAY and BATCH_NORM_EPSILON.
 _BN_MOMENTUM = 0.9
 _BN_EPSILON = 1e-5
@@ -145,10 +147,7 @@ def resnet(
             "`sk_ratio` must be a number in [0, 1] (0 disables selective "
             f"kernels; SimCLRv2 uses 0.0625). Received: sk_ratio={sk_ratio}"
         )
-    if synchronized_bn not in (True, False):
-        raise ValueError(
-            f"`synchronized_bn` must be a bool. Received: synchronized_bn={synchronized_bn}"
-        )
+    synchronized_bn = checks.boolean("synchronized_bn", synchronized_bn)
     if cifar_stem is None:
         height, width = input_shape[0], input_shape[1]
         cifar_stem = height is not None and width is not None and max(height, width) <= 32
@@ -195,7 +194,7 @@ def _validate_input_shape(input_shape):
 
 
 @keras.saving.register_keras_serializable(package="keras_simclr")
-class _SumBranches(keras.layers.Layer):
+class SumBranches(keras.layers.Layer):
     """Splits the channels into `num_branches` equal groups and adds them up.
 
     The "fuse" step of a selective-kernel convolution: the branches are stored
@@ -224,7 +223,7 @@ class _SumBranches(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_simclr")
-class _SelectBranches(keras.layers.Layer):
+class SelectBranches(keras.layers.Layer):
     """Mixes channel-stacked branches with a softmax over the branches.
 
     The "select" step of a selective-kernel convolution. Called on
@@ -252,6 +251,11 @@ class _SelectBranches(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_branches": self.num_branches})
         return config
+
+
+# Files saved before these layers had public names refer to the private ones.
+for _old_name, _layer in (("_SumBranches", SumBranches), ("_SelectBranches", SelectBranches)):
+    keras.saving.get_custom_objects()[f"keras_simclr>{_old_name}"] = _layer
 
 
 class _Builder:
@@ -344,7 +348,7 @@ class _Builder:
         x = self.conv(x, 2 * filters, 3, strides, f"{prefix}_sk_conv")
         x = self.batch_norm(x, f"{prefix}_sk_bn")
         x = keras.layers.ReLU(name=f"{prefix}_sk_relu")(x)
-        fused = _SumBranches(2, name=f"{prefix}_sk_fuse")(x)
+        fused = SumBranches(2, name=f"{prefix}_sk_fuse")(x)
         fused = keras.layers.GlobalAveragePooling2D(
             data_format="channels_last", keepdims=True, name=f"{prefix}_sk_pool"
         )(fused)
@@ -353,7 +357,7 @@ class _Builder:
         fused = self.batch_norm(fused, f"{prefix}_sk_attention_bn")
         fused = keras.layers.ReLU(name=f"{prefix}_sk_attention_relu")(fused)
         logits = self.conv(fused, 2 * filters, 1, 1, f"{prefix}_sk_logits_conv")
-        return _SelectBranches(2, name=f"{prefix}_sk_select")([x, logits])
+        return SelectBranches(2, name=f"{prefix}_sk_select")([x, logits])
 
     def basic_block(self, x, filters, strides, use_projection, prefix):
         shortcut = self.shortcut(x, filters, strides, prefix) if use_projection else x

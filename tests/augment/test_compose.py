@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_simclr import augment
+from keras_simclr import checks
 from keras_simclr.augment import base
 
 from .layers import random_images
@@ -30,7 +31,7 @@ class RandomSolarize(base._ImageLayer):
 
     def __init__(self, probability=0.2, threshold=0.5, seed=None, jit_compile=True, **kwargs):
         super().__init__(seed=seed, jit_compile=jit_compile, **kwargs)
-        self.probability = base._check_probability("probability", probability)
+        self.probability = checks.probability("probability", probability)
         self.threshold = float(threshold)
 
     def get_random_transformation(self, data, training=True, seed=None):

@@ -20,13 +20,16 @@ def _result(protocol="linear (lbfgs)", accuracy=0.75, dataset="toy"):
     )
 
 
-def test_evaluation_result_round_trips_and_is_registered():
+def test_evaluation_result_round_trips_as_json_and_reads_old_keras_records():
     result = _result()
-    config = json.loads(json.dumps(result.get_config()))
-    assert evaluation.EvaluationResult.from_config(config) == result
+    config = json.loads(json.dumps(result.to_dict()))
+    assert evaluation.EvaluationResult.from_dict(config) == result
     assert set(config) == {f.name for f in dataclasses.fields(result)} - {"model"}
-    registered = keras.saving.get_registered_object("keras_simclr>EvaluationResult")
-    assert registered is evaluation.EvaluationResult
+    # A plain record, not a Keras object; what serialize_keras_object wrote still loads.
+    assert keras.saving.get_registered_object("keras_simclr>EvaluationResult") is None
+    old = {"module": "keras_simclr.evaluation.results", "class_name": "EvaluationResult",
+           "config": config, "registered_name": "keras_simclr>EvaluationResult"}
+    assert evaluation.EvaluationResult.from_dict(old) == result
     with pytest.raises(ValueError, match="`accuracy` must be a fraction in"):
         evaluation.EvaluationResult("toy", "knn", 75.0, 0.9, 1, 1)
 
@@ -65,8 +68,9 @@ def test_top5_accuracy_against_numpy():
     assert results._top_k_accuracy(scores, labels, 1) == np.mean(scores.argmax(1) == labels)
 
 
-def test_a_result_saved_with_the_single_module_layout_loads():
-    # As keras.saving serialised it when keras_simclr/evaluation.py was one module.
+def test_a_result_saved_by_keras_saving_still_loads():
+    # As keras.saving serialised it while EvaluationResult was a registered Keras
+    # object (here from when keras_simclr/evaluation.py was one module).
     saved = {
         "module": "keras_simclr.evaluation",
         "class_name": "EvaluationResult",
@@ -84,7 +88,7 @@ def test_a_result_saved_with_the_single_module_layout_loads():
         "registered_name": "keras_simclr>EvaluationResult",
     }
     cls = evaluation.EvaluationResult
-    assert keras.saving.get_registered_name(cls) == saved["registered_name"]
-    assert keras.saving.deserialize_keras_object(saved) == cls(
+    assert keras.saving.get_registered_object(saved["registered_name"]) is None
+    assert cls.from_dict(saved) == cls(
         "toy", "knn (k=5, T=0.1)", 0.5, 1.0, 10, 10
     )

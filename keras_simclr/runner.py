@@ -7,7 +7,6 @@ a user script can do the same without flags.
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -16,27 +15,27 @@ import keras
 import tensorflow as tf
 
 from keras_simclr import augment
+from keras_simclr import config as config_lib
 from keras_simclr import data
 from keras_simclr import distribute
 from keras_simclr import evaluation
+from keras_simclr import files
 from keras_simclr import models
 from keras_simclr import optimizers
 from keras_simclr import visualization
 
 log = logging.getLogger("keras_simclr")
 
-MODES = ("train", "eval", "train_then_eval", "convert")
-TRAIN_MODES = ("pretrain", "finetune")
-OPTIMIZERS = ("lars", "momentum", "adam")
-PROBE_OPTIMIZERS = ("adam", "shared")
-MIXED_PRECISION = ("auto", "off", "bfloat16", "float16")
-EVAL_PROTOCOLS = ("linear", "knn")
+# The configuration lives in `keras_simclr.config`; `runner.Config` is the same class.
+Config = config_lib.Config
 
 # Fields that fix the shapes of the saved variables: a model_dir written with other
 # values holds checkpoints this run cannot continue.
 ARCHITECTURE_FIELDS = (
     "dataset",
     "image_size",
+    "method",
+    "encoder",
     "resnet_depth",
     "width_multiplier",
     "sk_ratio",
@@ -44,164 +43,6 @@ ARCHITECTURE_FIELDS = (
     "num_proj_layers",
     "lineareval_while_pretraining",
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Configuration of a SimCLR run; names follow the reference `run.py` flags.
-
-    The defaults are the main job: Fashion-MNIST from local files, a quarter-width
-    ResNet-18, a few minutes on 2 CPU cores, then a linear evaluation. Its
-    optimisation settings come from the quality study (docs/quality_study.md): for
-    3 epochs at batch 256, SGD with Nesterov momentum, learning rate 0.6, the
-    reference's L2 weight decay 1e-4 and a 0.3-epoch warm-up beat LARS at its best
-    learning rate by 1.1 points of linear evaluation and 1.7 of kNN on a validation
-    split. LARS (`optimizer="lars"`) remains the paper's choice for large batches.
-    """
-
-    mode: str = "train_then_eval"
-    train_mode: str = "pretrain"
-    dataset: str = "fashion_mnist"
-    data_dir: str | None = None
-    train_split: str = "train"
-    eval_split: str = "test"
-    image_size: int | None = None
-    train_batch_size: int = 256
-    train_epochs: int = 3
-    train_steps: int = 0
-    eval_batch_size: int = 512
-    learning_rate: float = 0.6
-    learning_rate_scaling: str = "linear"
-    warmup_epochs: float = 0.3
-    weight_decay: float = 1e-4
-    optimizer: str = "momentum"
-    momentum: float = 0.9
-    temperature: float = 0.2
-    objective: str = "reference"
-    resnet_depth: int = 18
-    width_multiplier: float = 0.25
-    sk_ratio: float = 0.0
-    proj_out_dim: int = 128
-    num_proj_layers: int = 2
-    global_bn: bool = True
-    color_jitter_strength: float | None = None
-    crop_scale: tuple = (0.08, 1.0)
-    use_blur: bool | None = None
-    augment_in_model: bool = False
-    lineareval_while_pretraining: bool = True
-    probe_optimizer: str = "adam"
-    probe_learning_rate: float = 1e-2
-    eval_protocols: tuple = ("linear", "knn")
-    finetune_label_fraction: float = 0.1
-    finetune_epochs: int | None = None
-    ft_proj_selector: int | None = None
-    model_dir: str = "runs/fashion_mnist"
-    log_every_steps: int = 25
-    checkpoint_epochs: int = 1
-    checkpoint_steps: int = 0
-    keep_checkpoint_max: int = 3
-    strategy: str = "auto"
-    cpu_devices: int = 0
-    tpu_name: str | None = None
-    mixed_precision: str = "auto"
-    jit_compile: bool = False
-    seed: int = 0
-    verbose: int | None = None
-    checkpoint: str | None = None
-    verify: bool = False
-
-    def __post_init__(self):
-        _one_of("mode", self.mode, MODES)
-        _one_of("train_mode", self.train_mode, TRAIN_MODES)
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("probe_optimizer", self.probe_optimizer, PROBE_OPTIMIZERS)
-        _one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        _one_of("learning_rate_scaling", self.learning_rate_scaling, ("linear", "sqrt"))
-        _one_of("objective", self.objective, tuple(models.simclr.OBJECTIVES))
-        for protocol in self.eval_protocols:
-            _one_of("eval_protocols", protocol, EVAL_PROTOCOLS)
-        for name in ("train_batch_size", "eval_batch_size", "keep_checkpoint_max", "log_every_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
-        if self.train_epochs < 1 and self.train_steps < 1:
-            raise ValueError(
-                "Set `train_epochs` or `train_steps` to a positive number. Received: "
-                f"train_epochs={self.train_epochs}, train_steps={self.train_steps}"
-            )
-        if (
-            len(self.crop_scale) != 2
-            or not 0 < float(self.crop_scale[0]) <= float(self.crop_scale[1]) <= 1
-        ):
-            raise ValueError(
-                "`crop_scale` must be two area fractions 0 < low <= high <= 1, e.g. "
-                f"--crop_scale=0.08,1.0. Received: crop_scale={self.crop_scale!r}"
-            )
-        if not self.temperature > 0:
-            raise ValueError(
-                f"`temperature` must be > 0. Received: temperature={self.temperature}"
-            )
-        if not self.probe_learning_rate > 0:
-            raise ValueError(
-                "`probe_learning_rate` must be > 0. Received: "
-                f"probe_learning_rate={self.probe_learning_rate}"
-            )
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}"
-            )
-        if self.image_size is not None and self.image_size < 8:
-            raise ValueError(
-                f"`image_size` must be >= 8 pixels. Received: image_size={self.image_size}"
-            )
-        if self.cpu_devices < 0:
-            raise ValueError(f"`cpu_devices` must be >= 0. Received: cpu_devices={self.cpu_devices}")
-        if self.finetune_epochs is not None and self.finetune_epochs < 1:
-            raise ValueError(
-                "`finetune_epochs` must be >= 1, or unset for SimCLRv2's 60 (1% of the "
-                f"labels or fewer) or 30. Received: finetune_epochs={self.finetune_epochs}"
-            )
-        if self.ft_proj_selector is not None and not (
-            0 <= self.ft_proj_selector <= self.num_proj_layers
-        ):
-            raise ValueError(
-                "`ft_proj_selector` is the projection-head layer fine-tuning starts "
-                f"from: 0 (h) to num_proj_layers={self.num_proj_layers}. Received: "
-                f"ft_proj_selector={self.ft_proj_selector}"
-            )
-        if not 0 < self.finetune_label_fraction <= 1:
-            raise ValueError(
-                "`finetune_label_fraction` must be in (0, 1]. Received: "
-                f"finetune_label_fraction={self.finetune_label_fraction}"
-            )
-        _check_checkpoint_fields(self)
-
-    def to_json(self):
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-
-def _check_checkpoint_fields(config):
-    """`checkpoint` (official weights) goes with the modes that read it."""
-    if config.mode == "convert" and not config.checkpoint:
-        raise ValueError(
-            "--mode=convert converts --checkpoint=PATH (an official SimCLR checkpoint or "
-            "SavedModel) into Keras files in --model_dir: set --checkpoint."
-        )
-    if config.checkpoint and config.mode not in ("convert", "eval"):
-        raise ValueError(
-            "--checkpoint (official weights) is read by --mode=convert and --mode=eval "
-            "(evaluate them, or fine-tune them with --train_mode=finetune); pretraining "
-            f"starts from scratch. Received: mode={config.mode!r}"
-        )
-    if config.verify and config.mode != "convert":
-        raise ValueError(
-            "--verify checks a conversion: use it with --mode=convert and a SavedModel "
-            f"--checkpoint. Received: mode={config.mode!r}"
-        )
-
-
-def _one_of(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}")
 
 
 # Set-up ------------------------------------------------------------------------
@@ -283,9 +124,8 @@ def build_augmenter(config, plan_):
     )
 
 
-def build_model(config, plan_):
-    """The SimCLR model of `config`, built under the current strategy scope."""
-    encoder = models.resnet(
+def _resnet(config, plan_):
+    return models.resnet(
         depth=config.resnet_depth,
         width_multiplier=config.width_multiplier,
         input_shape=(plan_.image_size, plan_.image_size, plan_.channels),
@@ -293,6 +133,9 @@ def build_model(config, plan_):
         synchronized_bn=config.global_bn,
         name="encoder",
     )
+
+
+def _simclr(config, plan_, encoder):
     head = models.projection_head(
         encoder.output_shape[-1],
         num_layers=config.num_proj_layers,
@@ -312,20 +155,41 @@ def build_model(config, plan_):
     )
 
 
+def _lars(config, schedule):
+    return optimizers.LARS(schedule, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+# The weight decay of the other optimizers is the model's L2 term, as in the
+# reference (every weight but batch norm); see `_simclr`.
+def _momentum(config, schedule):
+    return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True)
+
+
+def _adam(config, schedule):
+    return keras.optimizers.Adam(schedule)
+
+
+# What `config.encoder`, `config.method` and `config.optimizer` name: a new one is a
+# builder here and its name in the field's choices (`keras_simclr.config`).
+ENCODERS = {"resnet": _resnet}  # (config, plan) -> encoder
+METHODS = {"simclr": _simclr}  # (config, plan, encoder) -> the model that trains
+OPTIMIZERS = {"lars": _lars, "momentum": _momentum, "adam": _adam}  # (config, schedule)
+
+
+def build_model(config, plan_):
+    """The model of `config.method` on `config.encoder`, built under the current
+    strategy scope."""
+    encoder = ENCODERS[config.encoder](config, plan_)
+    return METHODS[config.method](config, plan_, encoder)
+
+
 def build_optimizer(config, plan_):
+    """`config.optimizer` on the warm-up + cosine schedule of the scaled learning rate."""
     base = optimizers.scaled_learning_rate(
         config.learning_rate, config.train_batch_size, config.learning_rate_scaling
     )
     schedule = optimizers.WarmupCosineDecay(base, plan_.warmup_steps, plan_.total_steps)
-    if config.optimizer == "lars":
-        return optimizers.LARS(
-            schedule, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    # The weight decay of the other optimizers is the model's L2 term, as in the
-    # reference (every weight but batch norm); see `build_model`.
-    if config.optimizer == "momentum":
-        return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=True)
-    return keras.optimizers.Adam(schedule)
+    return OPTIMIZERS[config.optimizer](config, schedule)
 
 
 def build_probe_optimizer(config, plan_):
@@ -461,30 +325,6 @@ def _verbosity(verbose):
     return verbose
 
 
-# Files of the model_dir go through tf.io.gfile, so that a gs:// (or any TensorFlow
-# file system's) model_dir works. Each is written under a temporary name, then
-# renamed: a killed run leaves the previous file whole, never a truncated one.
-
-
-def _temporary_name(path):
-    directory, name = os.path.split(path)
-    # Keras picks the format by the suffix: keep it.
-    return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-
-
-def _write_atomic(path, text):
-    tmp = _temporary_name(path)
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def _save_atomic(model, path):
-    tmp = _temporary_name(path)
-    model.save(tmp)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
 def _epoch_segments(start_step, total_steps, steps_per_epoch):
     """Splits steps [start_step, total_steps) into fit() calls over whole epochs.
 
@@ -548,7 +388,7 @@ def pretrain(config):
             probe_optimizer=build_probe_optimizer(config, plan_),
             jit_compile=config.jit_compile,
         )
-        model._build_optimizers()
+        model.build_optimizers()
     tracked = dict(model=model, optimizer=model.optimizer)
     if model.probe_optimizer is not None:
         tracked["probe_optimizer"] = model.probe_optimizer
@@ -566,7 +406,7 @@ def pretrain(config):
                 f"The checkpoint {manager.latest_checkpoint!r} does not match this "
                 f"model ({error}). Use another --model_dir; nothing was overwritten."
             ) from None
-    _write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
+    files.write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
     start = int(model.optimizer.iterations.numpy())
     print(
         f"Pretraining on {config.dataset!r} on {replicas} replica{'s' if replicas > 1 else ''} "
@@ -639,8 +479,8 @@ def pretrain(config):
     if int(model.optimizer.iterations.numpy()) > start:
         _save_checkpoint(manager, int(model.optimizer.iterations.numpy()))
     seconds = time.time() - started
-    _save_atomic(model, os.path.join(config.model_dir, "model.keras"))
-    _save_atomic(model.encoder, os.path.join(config.model_dir, "encoder.keras"))
+    files.save_atomic(model, os.path.join(config.model_dir, "model.keras"))
+    files.save_atomic(model.encoder, os.path.join(config.model_dir, "encoder.keras"))
     steps_run = plan_.total_steps - start
     if steps_run:
         images_per_second = steps_run * config.train_batch_size / seconds
@@ -842,7 +682,7 @@ def convert(config):
     written = {"model": model, "encoder": model.encoder, "classifier": classifier}
     for name, keras_model in written.items():
         if keras_model is not None:
-            _save_atomic(keras_model, os.path.join(config.model_dir, f"{name}.keras"))
+            files.save_atomic(keras_model, os.path.join(config.model_dir, f"{name}.keras"))
     record = dict(
         checkpoint=config.checkpoint,
         encoder=model.encoder.name,
@@ -876,7 +716,7 @@ def convert(config):
                 f"({difference['relative_difference']:.3g} of its largest value)",
                 flush=True,
             )
-    _write_atomic(os.path.join(config.model_dir, "conversion.json"), json.dumps(record, indent=2))
+    files.write_atomic(os.path.join(config.model_dir, "conversion.json"), json.dumps(record, indent=2))
     return differences
 
 

@@ -1,4 +1,4 @@
-"""`keras_simclr.train`: what the job writes while it trains."""
+"""`keras_simclr.runner`: what the job writes while it trains."""
 
 import csv
 
@@ -7,7 +7,7 @@ import pytest
 
 from idx_files import write_real_subset
 from keras_simclr import visualization
-from keras_simclr import train
+from keras_simclr import runner
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def data_dir(tmp_path_factory):
 
 def _tiny(data_dir, model_dir, **overrides):
     """The smallest job: 8 steps of 64 make an epoch of the 512 training images."""
-    return train.Config(
+    return runner.Config(
         **{
             "mode": "train", "data_dir": str(data_dir), "model_dir": str(model_dir),
             "train_batch_size": 64, "width_multiplier": 0.125, "proj_out_dim": 16,
@@ -31,7 +31,7 @@ def test_history_has_rows_every_few_steps_with_window_means(data_dir, tmp_path):
     config = _tiny(
         data_dir, tmp_path / "run", train_steps=12, log_every_steps=3, checkpoint_epochs=0
     )
-    _, history = train.pretrain(config)
+    _, history = runner.pretrain(config)
     with open(tmp_path / "run" / "history.csv") as f:
         rows = list(csv.DictReader(f))
     # 8 steps per epoch: rows at steps 3 and 6, the epoch's end (8), then 9 and 12.
@@ -66,9 +66,9 @@ def test_whole_run_and_resume_on_a_non_local_file_system(data_dir):
     import tensorflow as tf
 
     model_dir = "ram://simclr-job/run"
-    train.run(_tiny(data_dir, model_dir, train_steps=4, checkpoint_steps=2))
+    runner.run(_tiny(data_dir, model_dir, train_steps=4, checkpoint_steps=2))
     assert tf.io.gfile.exists(f"{model_dir}/checkpoints/checkpoint")
-    results = train.run(
+    results = runner.run(
         _tiny(data_dir, model_dir, mode="train_then_eval", train_steps=6, checkpoint_steps=2)
     )
     with tf.io.gfile.GFile(f"{model_dir}/history.csv") as f:
@@ -87,9 +87,9 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
         eval_protocols=("knn",), train_mode="finetune", finetune_label_fraction=0.5,
         finetune_epochs=1,
     )
-    assert train.finetune_epochs(train.Config(finetune_label_fraction=0.01)) == 60
-    assert train.finetune_epochs(train.Config(finetune_label_fraction=0.1)) == 30
-    results = train.run(
+    assert runner.finetune_epochs(runner.Config(finetune_label_fraction=0.01)) == 60
+    assert runner.finetune_epochs(runner.Config(finetune_label_fraction=0.1)) == 30
+    results = runner.run(
         _tiny(data_dir, tmp_path / "run", mode="train_then_eval", train_steps=2, **common)
     )
     fine_tuned = results[-1]
@@ -98,12 +98,12 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     layers = [layer.name for layer in fine_tuned.model.layers]
     assert any("projection_head" in name for name in layers), layers
     # --mode=eval of the finished model_dir finds the head in model.keras.
-    again = train.run(_tiny(data_dir, tmp_path / "run", mode="eval", **common))
+    again = runner.run(_tiny(data_dir, tmp_path / "run", mode="eval", **common))
     assert again[-1].protocol == fine_tuned.protocol
     with pytest.raises(ValueError, match="ft_proj_selector"):
-        train.Config(ft_proj_selector=3)
-    assert train.ft_proj_selector(train.Config()) == 1
-    assert train.ft_proj_selector(train.Config(num_proj_layers=0)) == 0
+        runner.Config(ft_proj_selector=3)
+    assert runner.ft_proj_selector(runner.Config()) == 1
+    assert runner.ft_proj_selector(runner.Config(num_proj_layers=0)) == 0
 
 
 def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
@@ -112,7 +112,7 @@ def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     config = _tiny(
         data_dir, tmp_path / "run", train_steps=8, checkpoint_steps=4, checkpoint_epochs=0
     )
-    model, _ = train.pretrain(config)
+    model, _ = runner.pretrain(config)
     assert model.probe_optimizer is not None  # the default: the probe's own Adam
     directory = str(tmp_path / "run" / "checkpoints")
     names = [name for name, _ in tf.train.list_variables(directory)]
@@ -121,7 +121,7 @@ def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     with open(f"{directory}/checkpoint", "w") as f:
         f.write('model_checkpoint_path: "ckpt-4"\nall_model_checkpoint_paths: "ckpt-4"\n')
     saved = tf.train.load_checkpoint(f"{directory}/ckpt-4")
-    resumed, _ = train.pretrain(config)
+    resumed, _ = runner.pretrain(config)
     # Both optimizers continued from step 4 (a fresh probe optimizer would stand at 4).
     assert int(resumed.optimizer.iterations.numpy()) == 8
     assert int(resumed.probe_optimizer.iterations.numpy()) == 8
