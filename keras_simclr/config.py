@@ -174,7 +174,9 @@ class Config:
     momentum: float = _optimisation(0.9, "Momentum of LARS / SGD.")
     # evaluation
     lineareval_while_pretraining: bool = _evaluation(
-        True, "Train a linear probe on stop_gradient(h) during pretraining."
+        True,
+        "Train a linear probe on stop_gradient(h) during pretraining, scored at "
+        "each epoch's end on the clean eval_split images (val_probe_accuracy).",
     )
     probe_optimizer: str = _evaluation(
         "adam",

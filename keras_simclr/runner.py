@@ -261,23 +261,29 @@ class _StepLogger(keras.callbacks.Callback):
     Each row holds the global step, the fractional epoch and the mean of every
     logged metric over the steps since the previous row (Keras' per-batch logs are
     means since the epoch began; the window mean is derived from two of them).
+    With `validation`, the row of an epoch's last step also holds the `val_`
+    metrics of the evaluation at the epoch's end (empty in the other rows).
     A resumed run appends; `visualization.plot_training_curves` keeps the last row of
     a repeated step.
     """
 
-    def __init__(self, path, every, steps_per_epoch):
+    def __init__(self, path, every, steps_per_epoch, validation=False):
         super().__init__()
         self.path = path
         self.every = every
         self.steps_per_epoch = steps_per_epoch
+        self.validation = validation
         self._last = None
+        self._pending = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last = (0, {})
+        self._pending = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        if step % self.every and batch + 1 != self.params.get("steps"):
+        last_of_epoch = batch + 1 == self.params.get("steps")
+        if step % self.every and not last_of_epoch:
             return
         count, previous = self._last
         seen = batch + 1
@@ -289,13 +295,34 @@ class _StepLogger(keras.callbacks.Callback):
         self._last = (seen, means)
         if seen == count:
             return
+        if self.validation and last_of_epoch:
+            self._pending = (step, window)  # written with the epoch's validation
+            return
+        self._write(step, window)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._pending is None:
+            return
+        step, window = self._pending
+        self._pending = None
+        validation = {
+            key: float(value)
+            for key, value in (logs or {}).items()
+            if key.startswith("val_") and key[len("val_"):] in window
+        }
+        self._write(step, window, validation)
+
+    def _write(self, step, window, validation=None):
         names = sorted(window)
+        columns = names + [f"val_{name}" for name in names] if self.validation else names
+        values = {**window, **(validation or {})}
         new_file = not tf.io.gfile.exists(self.path)
         with tf.io.gfile.GFile(self.path, "a") as f:
             if new_file:
-                f.write(",".join(["step", "epoch", *names]) + "\n")
+                f.write(",".join(["step", "epoch", *columns]) + "\n")
             row = [str(step), f"{step / self.steps_per_epoch:.4f}"]
-            f.write(",".join(row + [f"{window[name]:.6g}" for name in names]) + "\n")
+            row += [f"{values[name]:.6g}" if name in values else "" for name in columns]
+            f.write(",".join(row) + "\n")
 
 
 def _check_model_dir(config):
@@ -438,6 +465,7 @@ def pretrain(config):
         image_size=None if full_resolution else plan_.image_size,
     )
     host_augment = None if config.augment_in_model else build_augmenter(config, plan_)
+    validation = _probe_validation_data(config, plan_)
     callbacks = [
         _Checkpointer(manager, config.checkpoint_steps, config.checkpoint_epochs),
         keras.callbacks.TensorBoard(
@@ -447,6 +475,7 @@ def pretrain(config):
             os.path.join(config.model_dir, "history.csv"),
             config.log_every_steps,
             plan_.steps_per_epoch,
+            validation=validation is not None,
         ),
     ]
     history = {}
@@ -473,6 +502,7 @@ def pretrain(config):
             epochs=epochs,
             steps_per_epoch=steps,
             callbacks=callbacks,
+            validation_data=validation,
             shuffle=False,  # the dataset is shuffled, seeded by the step
             verbose=_verbosity(config.verbose),
         )
@@ -492,6 +522,39 @@ def pretrain(config):
             flush=True,
         )
     return model, history
+
+
+def _probe_validation_data(config, plan_):
+    """The clean, labelled `eval_split` images that score the online probe each epoch.
+
+    On training views the probe reads h of augmented crops, which ends several
+    points below the linear evaluation of clean images; scored at the end of every
+    epoch on the evaluation images (`val_probe_accuracy`), it is the signal to
+    watch. `None` without a probe, or when the evaluation split has no labels
+    (said once: the probe is then scored on the training views only).
+    """
+    if not config.lineareval_while_pretraining:
+        return None
+    if config.mode != "train_then_eval":  # train_then_eval checked the split already
+        try:
+            info = data.info(config.dataset, config.eval_split, data_dir=config.data_dir)
+        except ValueError:
+            info = None
+        if info is None or info.num_classes is None or not info.num_examples:
+            print(
+                f"The online probe is scored on the training views only: "
+                f"--eval_split={config.eval_split!r} of {config.dataset!r} has no "
+                "labelled examples to score it on.",
+                flush=True,
+            )
+            return None
+    dataset, preprocess = evaluation_data(config, plan_, config.eval_split)
+    if preprocess is not None:
+        dataset = dataset.map(
+            lambda images, labels: (preprocess(images), labels),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset
 
 
 def finetune_epochs(config):

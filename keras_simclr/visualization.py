@@ -148,8 +148,11 @@ def plot_training_curves(history, path, metrics=_DEFAULT_CURVES):
                 continue
             values = np.asarray(logs[key], np.float64)
             epochs = np.asarray(logs.get("epoch", range(values.size)), np.float64) + x_offset
+            # Validation runs at epoch ends only: its other rows are empty.
+            finite = np.isfinite(values)
+            epochs, values = epochs[: values.size][finite], values[finite]
             marker = "." if values.size <= 50 else None
-            axis.plot(epochs[: values.size], values, marker=marker, label=label)
+            axis.plot(epochs, values, marker=marker, label=label)
         axis.set_title(name)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(_integer_locator())

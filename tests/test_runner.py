@@ -48,6 +48,36 @@ def test_history_has_rows_every_few_steps_with_window_means(data_dir, tmp_path):
     assert path.endswith("curves.png")
 
 
+def test_probe_is_scored_on_the_clean_evaluation_images_each_epoch(data_dir, tmp_path):
+    import keras
+
+    config = _tiny(data_dir, tmp_path / "run", train_epochs=2, log_every_steps=3,
+                   checkpoint_epochs=0, eval_split="test")
+    model, history = runner.pretrain(config)
+    assert len(history["val_probe_accuracy"]) == 2 and len(history["probe_accuracy"]) == 2
+    # The last epoch's figure is the saved probe's accuracy on the 256 test images.
+    test, _ = runner.evaluation_data(config, runner.plan(config), "test")
+    images, labels = (np.concatenate(parts) for parts in zip(*test.as_numpy_iterator()))
+    saved = keras.models.load_model(tmp_path / "run" / "model.keras")
+    logits = saved.probe(saved.encoder(images, training=False), training=False)
+    accuracy = np.mean(np.argmax(np.asarray(logits), axis=-1) == labels)
+    np.testing.assert_allclose(history["val_probe_accuracy"][-1], accuracy, atol=1e-6)
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    # Rows at 3, 6, 8 (epoch end, with validation), 9, 12, 15, 16 (epoch end).
+    assert [int(r["step"]) for r in rows] == [3, 6, 8, 9, 12, 15, 16]
+    scored = [int(r["step"]) for r in rows if r["val_probe_accuracy"]]
+    assert scored == [8, 16]
+    np.testing.assert_allclose(
+        [float(r["val_probe_accuracy"]) for r in rows if r["val_probe_accuracy"]],
+        history["val_probe_accuracy"], rtol=1e-5,
+    )
+    path = visualization.plot_training_curves(
+        str(tmp_path / "run" / "history.csv"), str(tmp_path / "curves.png")
+    )
+    assert path.endswith("curves.png")
+
+
 def test_curves_of_a_resumed_run_keep_the_last_row_of_a_step(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text(

@@ -287,6 +287,32 @@ def test_evaluate_reports_probe_and_contrastive_metrics():
     assert 0 <= logs["probe_accuracy"] <= 1
 
 
+@pytest.mark.distributed
+@pytest.mark.parametrize("strategy_name", ["one_cpu_strategy", "two_cpu_strategy"])
+def test_evaluated_probe_is_the_exact_mean_over_uneven_batches(strategy_name, request):
+    # 10 images in batches of 4: the last batch holds 2 (one per replica with two),
+    # and on two replicas the first batches split 2 + 2. A mean of the batches'
+    # means, or a count that assumes full batches, would be off.
+    strategy = request.getfixturevalue(strategy_name)
+    images, _ = _views(n=10)
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
+    with strategy.scope():
+        model = _model(num_classes=3)
+        model.compile(optimizer="sgd")
+        # A probe that is right on some images and wrong on others.
+        kernel = np.random.default_rng(3).normal(size=(8, 3)).astype("float32")
+        model.probe.layers[-1].kernel.assign(kernel * 10)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    logs = model.evaluate(dataset, verbose=0, return_dict=True)
+    logits = model.probe(model.encoder(images, training=False), training=False).numpy()
+    exact_accuracy = np.mean(np.argmax(logits, axis=-1) == labels)
+    log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    exact_loss = -np.mean(log_softmax[np.arange(10), labels])
+    assert 0 < exact_accuracy < 1, exact_accuracy
+    np.testing.assert_allclose(logs["probe_accuracy"], exact_accuracy, rtol=1e-6)
+    np.testing.assert_allclose(logs["probe_loss"], exact_loss, rtol=1e-5)
+
+
 def test_save_load_continues_identically(tmp_path):
     view_1, view_2 = _views(n=8)
     model = _model(num_classes=2)

@@ -366,20 +366,31 @@ class SelfSupervisedModel(keras.Model):
             )
             shares += list(objective.values())
             names += list(objective)
+        probe_sums = []
         if labels is not None:
             images = x[0] if isinstance(x, (tuple, list)) else x
             images = self._checked_images(images, "validation images")
             h = self.encoder(images, training=False)
-            probe_loss, probe_accuracy = self._probe_shares(h, labels, training=False)
-            shares += [probe_loss, probe_accuracy]
+            probe_sums = self._probe_sums(h, labels)
             names += list(_PROBE_METRICS)
-        if not shares:
+        if not shares and not probe_sums:
             raise ValueError(
                 "Nothing to evaluate: give labels (with `num_classes` set) for the "
                 "linear probe, the views `(view_1, view_2, ...)`, or augmenters for "
                 "the method's objective."
             )
-        return self._log(shares, names)
+        # An evaluation's last batch may be smaller, and split unevenly over the
+        # replicas: the probe's metrics are global sums over the global count, and
+        # every batch weighs by that count, so the epoch's value is the exact mean
+        # over the examples.
+        count = ops.cast(ops.shape(images if labels is not None else views[0])[0], "float32")
+        totals = distribute.sum_across_replicas(
+            ops.stack([ops.cast(s, "float32") for s in shares + probe_sums] + [count])
+        )
+        count = totals[-1]
+        values = [totals[i] for i in range(len(shares))]
+        values += [totals[len(shares) + i] / count for i in range(len(probe_sums))]
+        return self._log(values, names, weight=count, reduced=True)
 
     # Step pieces -------------------------------------------------------------
 
@@ -494,6 +505,15 @@ class SelfSupervisedModel(keras.Model):
         correct = ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels)
         return replica_share(per_example), replica_share(correct)
 
+    def _probe_sums(self, h, labels):
+        """This replica's sums of the probe's loss and of its correct predictions."""
+        logits = ops.cast(self.probe(h, training=False), "float32")
+        per_example = keras.losses.sparse_categorical_crossentropy(
+            labels, logits, from_logits=True
+        )
+        correct = ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels)
+        return [ops.sum(per_example), ops.sum(ops.cast(correct, "float32"))]
+
     def _regularization_share(self):
         terms = [ops.cast(ops.sum(self.losses), "float32")] if self.losses else []
         if self.l2_weight_decay:
@@ -509,13 +529,13 @@ class SelfSupervisedModel(keras.Model):
         # that the gradients summed over replicas count them once.
         return ops.sum(ops.stack(terms)) / distribute.num_replicas()
 
-    def _log(self, shares, names=None):
+    def _log(self, shares, names=None, weight=None, reduced=False):
         names = names or list(self._trackers)[: len(shares)]
-        totals = distribute.sum_across_replicas(
+        totals = shares if reduced else distribute.sum_across_replicas(
             ops.stack([ops.cast(s, "float32") for s in shares])
         )
         for i, name in enumerate(names):
-            self._trackers[name].update_state(totals[i])
+            self._trackers[name].update_state(totals[i], sample_weight=weight)
         logs = {name: self._trackers[name].result() for name in names}
         if _spans_workers(self.distribute_strategy):
             # Keras reduces the logs of a multi-worker step with
