@@ -26,6 +26,7 @@ from keras_simclr import augment
 from keras_simclr import cli
 from keras_simclr import data
 from keras_simclr import evaluation
+from keras_simclr import evaluation_job
 from keras_simclr import optimizers
 from keras_simclr import runner
 
@@ -237,7 +238,7 @@ def test_folder_with_train_and_test_splits_passes_the_checks(tmp_path):
     _image_folder(tmp_path / "images" / "train")
     _image_folder(tmp_path / "images" / "test", per_class=8)
     config = runner.Config(dataset=f"folder:{tmp_path / 'images'}", train_batch_size=16)
-    runner._check_evaluation_inputs(config, runner.plan(config), encoder_file=False)
+    evaluation_job.check_evaluation_inputs(config, runner.plan(config), encoder_file=False)
 
 
 def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
