@@ -51,6 +51,8 @@ def convert(config):
     record = dict(
         checkpoint=config.checkpoint,
         encoder=model.encoder.name,
+        # What the shapes said the encoder is: depth, width, selective kernels.
+        encoder_config=model.encoder.get_config(),
         feature_dim=int(model.encoder.output_shape[-1]),
         projection_head_layers=_dense_layers(model.projection_head),
         classifier_classes=None if classifier is None else int(classifier.output_shape[-1]),

@@ -7,7 +7,6 @@ registries and trains it; `keras_simclr.planning` derives sizes and steps,
 `keras_simclr.official_weights` converts or evaluates the released weights.
 """
 
-import dataclasses
 import json
 import logging
 import os
@@ -43,20 +42,11 @@ log = logging.getLogger("keras_simclr")
 # The configuration lives in `keras_simclr.config`; `runner.Config` is the same class.
 Config = config_lib.Config
 
-# Fields that fix the shapes of the saved variables: a model_dir written with other
-# values holds checkpoints this run cannot continue.
-ARCHITECTURE_FIELDS = (
-    "dataset",
-    "image_size",
-    "method",
-    "encoder",
-    "resnet_depth",
-    "width_multiplier",
-    "sk_ratio",
-    "proj_out_dim",
-    "num_proj_layers",
-    "lineareval_while_pretraining",
-)
+# Where a run records what its model is, to refuse resuming it with another.
+ARCHITECTURE_FILE = "architecture.json"
+# Keys of an encoder's configuration that say how it runs, not what its variables
+# are: a run may resume with other values of these (global batch norm, precision).
+_RUN_SETTINGS = ("name", "trainable", "dtype", "synchronized_bn")
 
 
 def _cpu_has_bf16():
@@ -261,26 +251,75 @@ class _StepLogger(keras.callbacks.Callback):
             f.write(",".join(row + [f"{window[name]:.6g}" for name in names]) + "\n")
 
 
-def _check_model_dir(config):
-    """Refuses a model_dir that holds a run of another architecture."""
-    path = os.path.join(config.model_dir, "config.json")
+def architecture(model):
+    """What `model` is, as it describes itself: the record a run keeps in model_dir.
+
+    The method's registered class, the encoder's class and configuration (a
+    `keras_simclr.models.ResNet`'s is its constructor arguments: depth, width,
+    stem, selective kernels, input shape) and the shape of every variable, the
+    projection head's and the probe's included. Two models with the same record
+    can continue each other's checkpoints.
+
+    Args:
+        model: the model that trains (a `keras_simclr.models.SelfSupervisedModel`).
+
+    Returns:
+        A dict of JSON values.
+    """
+    encoder = keras.saving.serialize_keras_object(model.encoder)
+    record = {
+        "method": keras.saving.get_registered_name(type(model)),
+        "encoder": encoder.get("registered_name") or encoder["class_name"],
+        "encoder_config": {
+            key: value for key, value in encoder["config"].items() if key not in _RUN_SETTINGS
+        },
+        "variable_shapes": [list(variable.shape) for variable in model.weights],
+    }
+    # As the file will hold it (tuples become lists), so records compare equal.
+    return json.loads(json.dumps(record))
+
+
+def _check_model_dir(config, model):
+    """Refuses a model_dir that holds a run of another architecture than `model`'s.
+
+    Runs written before the record existed have none; restoring their checkpoint
+    still refuses variables of other shapes.
+    """
+    path = os.path.join(config.model_dir, ARCHITECTURE_FILE)
     if not tf.io.gfile.exists(path):
         return
     with tf.io.gfile.GFile(path) as f:
         previous = json.load(f)
-    current = dataclasses.asdict(config)
-    different = {
-        k: (previous.get(k), current[k])
-        for k in ARCHITECTURE_FIELDS
-        if k in previous and previous[k] != current[k]
-    }
-    if different:
-        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in different.items())
-        raise ValueError(
-            f"model_dir {config.model_dir!r} holds a run of a different architecture "
-            f"({detail}). Use another --model_dir, or the same settings to resume it; "
-            "nothing was overwritten."
-        )
+    current = architecture(model)
+    if previous == current:
+        return
+    different = [
+        f"{key}: {previous.get(key)!r} there, {current[key]!r} now"
+        for key in ("method", "encoder")
+        if previous.get(key) != current[key]
+    ]
+    before, now = previous.get("encoder_config", {}), current["encoder_config"]
+    different += [
+        f"encoder {key}: {before.get(key)!r} there, {now.get(key)!r} now"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key)
+    ]
+    if not different:
+        shapes = previous.get("variable_shapes", [])
+        changed = [
+            f"{variable.path} {old} there, {list(variable.shape)} now"
+            for variable, old in zip(model.weights, shapes)
+            if old != list(variable.shape)
+        ]
+        different = changed[:3] or [
+            f"{len(shapes)} variables there, {len(model.weights)} now (the projection "
+            "head's layers or the online probe)"
+        ]
+    raise ValueError(
+        f"model_dir {config.model_dir!r} holds a run of a different architecture "
+        f"({'; '.join(different)}). Use another --model_dir, or the same settings to "
+        "resume it; nothing was overwritten."
+    )
 
 
 def _verbosity(verbose):
@@ -339,7 +378,6 @@ def pretrain(config):
     plan_ = plan(config)
     if config.mode == "train_then_eval":
         check_evaluation_inputs(config, plan_, encoder_file=False)
-    _check_model_dir(config)
     replicas = strategy.num_replicas_in_sync
     distribute.per_replica_batch_size(config.train_batch_size, replicas)
     keras.mixed_precision.set_global_policy(mixed_precision_policy(config.mixed_precision))
@@ -354,6 +392,7 @@ def pretrain(config):
             jit_compile=config.jit_compile,
         )
         model.build_optimizers()
+    _check_model_dir(config, model)
     tracked = dict(model=model, optimizer=model.optimizer)
     if model.probe_optimizer is not None:
         tracked["probe_optimizer"] = model.probe_optimizer
@@ -372,6 +411,10 @@ def pretrain(config):
                 f"model ({error}). Use another --model_dir; nothing was overwritten."
             ) from None
     files.write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
+    files.write_atomic(
+        os.path.join(config.model_dir, ARCHITECTURE_FILE),
+        json.dumps(architecture(model), indent=2),
+    )
     start = int(model.optimizer.iterations.numpy())
     print(
         f"Pretraining on {config.dataset!r} on {replicas} replica{'s' if replicas > 1 else ''} "

@@ -562,6 +562,7 @@ def test_convert_writes_keras_files_that_compute_what_the_reference_computes(tmp
         np.testing.assert_allclose(actual, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
     record = json.loads((model_dir / "conversion.json").read_text())
     assert record["classifier_reads_head_layer"] == 1 and record["projection_head_layers"] == 3
+    assert record["encoder_config"]["depth"] == 50 and record["encoder_config"]["sk_ratio"] > 0
 
 
 def test_convert_checks_its_inputs_before_converting(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
 """`keras_simclr.runner`: what the job writes while it trains."""
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,36 @@ def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     kernel = saved.get_tensor("probe_optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
     assert kernel.shape == resumed.probe.trainable_weights[0].shape
     assert 0 < np.abs(kernel - resumed.probe.trainable_weights[0].numpy()).max() < 1.0
+
+
+def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(
+    data_dir, tmp_path
+):
+    import json
+
+    config = _tiny(data_dir, tmp_path / "run", train_steps=2, checkpoint_epochs=0)
+    model, _ = runner.pretrain(config)
+    with open(tmp_path / "run" / runner.ARCHITECTURE_FILE) as f:
+        record = json.load(f)
+    assert record == runner.architecture(model)
+    assert (record["method"], record["encoder"]) == ("keras_simclr>SimCLR", "keras_simclr>ResNet")
+    assert record["encoder_config"] == {
+        "depth": 18, "width_multiplier": 0.125, "input_shape": [28, 28, 1], "cifar_stem": True,
+        "sk_ratio": 0.0,
+    }
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    for change, message in [
+        (dict(width_multiplier=0.25), "encoder width_multiplier: 0.125 there, 0.25 now"),
+        (dict(image_size=24), "encoder input_shape: [28, 28, 1] there, [24, 24, 1] now"),
+        (dict(proj_out_dim=8), "projection_head_dense2/kernel [64, 16] there, [64, 8] now"),
+    ]:
+        with pytest.raises(ValueError, match="different architecture .*" + re.escape(message)):
+            runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4, **change))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == files
+    # How the encoder runs is no part of what it is: global batch norm may change.
+    runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=3, global_bn=True))
+    # A run written before the record existed resumes, and gets one.
+    (tmp_path / "run" / runner.ARCHITECTURE_FILE).unlink()
+    resumed, _ = runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4))
+    assert int(resumed.optimizer.iterations.numpy()) == 4
+    assert (tmp_path / "run" / runner.ARCHITECTURE_FILE).exists()
