@@ -2,8 +2,8 @@
 
 Reads the encoder a run saved in `model_dir` (or the one given), extracts the
 features of both splits once, runs linear evaluation, kNN and, with
-`train_mode="finetune"`, SimCLRv2's fine-tuning, and writes `results.json` and
-pictures into `model_dir`.
+`train_mode="finetune"`, SimCLRv2's fine-tuning, and writes `results.json`, the
+fine-tuned classifier (`finetuned.keras`) and pictures into `model_dir`.
 """
 
 import logging
@@ -15,6 +15,7 @@ import tensorflow as tf
 from keras_simclr import augment
 from keras_simclr import data
 from keras_simclr import evaluation
+from keras_simclr import files
 from keras_simclr import visualization
 from keras_simclr.planning import plan
 
@@ -37,14 +38,17 @@ def ft_proj_selector(config):
 
 def _fine_tune(config, plan_, encoder, projection_head, train, test, preprocess):
     """SimCLRv2's fine-tuning: from projection-head layer `ft_proj_selector`, with
-    random crops and flips, on a class-balanced fraction of the labels."""
+    random crops and flips, on a class-balanced fraction of the labels.
+
+    Returns the result; the fine-tuned classifier goes to `finetuned.keras`.
+    """
     selector = ft_proj_selector(config)
     if selector and projection_head is None:
         model = keras.models.load_model(
             os.path.join(config.model_dir, "model.keras"), compile=False
         )
         projection_head = model.projection_head
-    return evaluation.fine_tune(
+    result, classifier = evaluation.fine_tune(
         encoder, train, test, label_fraction=config.finetune_label_fraction,
         head=projection_head if selector else None,
         head_layers=selector,
@@ -52,6 +56,10 @@ def _fine_tune(config, plan_, encoder, projection_head, train, test, preprocess)
         preprocess=preprocess, epochs=finetune_epochs(config), seed=config.seed,
         dataset_name=config.dataset,
     )
+    # --mode=eval of the official weights may start with no model_dir yet.
+    tf.io.gfile.makedirs(config.model_dir)
+    files.save_atomic(classifier, os.path.join(config.model_dir, "finetuned.keras"))
+    return result
 
 
 def check_evaluation_inputs(config, plan_, encoder_file):
@@ -106,7 +114,8 @@ def evaluate(config, encoder=None, projection_head=None):
     """Evaluates the encoder saved in `model_dir` (or the one given) on `config`.
 
     With `train_mode="finetune"` it also fine-tunes (SimCLRv2's recipe) from the
-    given `projection_head`, or the one saved in `model_dir`.
+    given `projection_head`, or the one saved in `model_dir`, and saves the
+    fine-tuned classifier as `model_dir/finetuned.keras`.
 
     Returns:
         A list of `keras_simclr.evaluation.EvaluationResult`.

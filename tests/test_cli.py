@@ -597,7 +597,8 @@ def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch
 
     def fine_tune(encoder, train_data, test_data, label_fraction, *, head, head_layers, **kwargs):
         given.update(encoder=encoder, head=head, head_layers=head_layers)
-        return evaluation.EvaluationResult("images", "fine-tune (50% labels)", 1.0, 1.0, 16, 8)
+        result = evaluation.EvaluationResult("images", "fine-tune (50% labels)", 1.0, 1.0, 16, 8)
+        return result, keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
     monkeypatch.setattr(evaluation, "fine_tune", fine_tune)
     config = runner.Config(
@@ -610,6 +611,7 @@ def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch
     assert [r.protocol for r in results] == ["knn (k=32, T=0.1)", "fine-tune (50% labels)"]
     assert results[0].num_test == 8
     assert (tmp_path / "run" / "results.json").exists()
+    assert (tmp_path / "run" / "finetuned.keras").exists()  # the classifier, beside the record
     # SimCLRv2's fine-tuning: the official encoder, from the head's first layer.
     assert given["head_layers"] == 1
     spec, _ = reference_checkpoints.load_fixture(name)

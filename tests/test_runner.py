@@ -3,6 +3,7 @@
 import csv
 import re
 
+import keras
 import numpy as np
 import pytest
 
@@ -96,7 +97,8 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     fine_tuned = results[-1]
     assert fine_tuned.protocol.startswith("fine-tune")
     # From the first projection-head layer (SimCLRv2's ft_proj_selector=1).
-    layers = [layer.name for layer in fine_tuned.model.layers]
+    classifier = keras.models.load_model(tmp_path / "run" / "finetuned.keras")
+    layers = [layer.name for layer in classifier.layers]
     assert any("projection_head" in name for name in layers), layers
     # --mode=eval of the finished model_dir finds the head in model.keras.
     again = runner.run(_tiny(data_dir, tmp_path / "run", mode="eval", **common))
