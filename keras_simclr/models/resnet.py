@@ -208,7 +208,7 @@ class ResNet(keras.Model):
         self.cifar_stem = cifar_stem
         self.sk_ratio = sk_ratio
         self.synchronized_bn = synchronized_bn
-        self.layers_dtype_policy = policy
+        self._layers_dtype_policy = policy
 
     def get_config(self):
         # The constructor's arguments, not the functional graph: the architecture
@@ -222,7 +222,7 @@ class ResNet(keras.Model):
             "cifar_stem": self.cifar_stem,
             "sk_ratio": self.sk_ratio,
             "synchronized_bn": self.synchronized_bn,
-            "dtype": self.layers_dtype_policy.name,
+            "dtype": self._layers_dtype_policy.name,
         }
 
     @classmethod
