@@ -402,6 +402,16 @@ def test_encoder_configuration_is_its_constructor_arguments(tmp_path):
     np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(model(images)))
 
 
+def test_encoder_exports_alone_as_a_saved_model(tmp_path):
+    model = resnet(18, 0.125, (16, 16, 3), name="encoder")
+    model.export(str(tmp_path / "encoder"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "encoder"))
+    images = _images((2, 16, 16, 3))
+    np.testing.assert_allclose(
+        served.serve(tf.constant(images)), model(images), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_saved_encoder_keeps_its_precision_under_another_global_policy(tmp_path):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
