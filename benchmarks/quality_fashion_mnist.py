@@ -524,7 +524,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
         )
     if "supervised" in baselines:
         keras.utils.set_random_seed(config.seed)
-        result = evaluation.supervised_baseline(
+        result, _ = evaluation.supervised_baseline(
             _encoder(config, image_shape, "supervised_encoder"),
             train_data,
             test_data,

@@ -84,13 +84,13 @@ def main(argv=None):
     # The pretrained encoder and the first projection-head layer, copied (the
     # originals stay untouched), with a new linear classifier on top. Nesterov
     # momentum, learning rate 0.05 x batch / 256 with cosine decay, no weight decay.
-    fine_tuned = evaluation.fine_tune(
+    fine_tuned, _ = evaluation.fine_tune(
         model.encoder, train, test, head=model.projection_head, head_layers=1, **common
     )
     # The same architecture from a random initialisation (clone_model creates new,
     # freshly initialised weights), trained on the same labels.
     scratch = keras.models.clone_model(model.encoder)
-    supervised = evaluation.supervised_baseline(scratch, train, test, **common)
+    supervised, _ = evaluation.supervised_baseline(scratch, train, test, **common)
 
     print(evaluation.format_table([fine_tuned, supervised]))
     print(f"fine-tuned accuracy: {100 * fine_tuned.accuracy:.2f}%")

@@ -1,10 +1,12 @@
 """The whole job: pretrain SimCLR, then evaluate the representation; resumable.
 
 The command line (`keras_simclr.cli`) turns flags into a `Config` and calls `run`;
-a user script can do the same without flags.
+a user script can do the same without flags. This module builds the model from its
+registries and trains it; `keras_simclr.planning` derives sizes and steps,
+`keras_simclr.evaluation_job` evaluates the encoder and
+`keras_simclr.official_weights` converts or evaluates the released weights.
 """
 
-import dataclasses
 import json
 import logging
 import os
@@ -22,78 +24,29 @@ from keras_simclr import evaluation
 from keras_simclr import files
 from keras_simclr import models
 from keras_simclr import optimizers
-from keras_simclr import visualization
+from keras_simclr.evaluation_job import check_evaluation_inputs
+from keras_simclr.evaluation_job import evaluate
+from keras_simclr.evaluation_job import evaluation_data
+from keras_simclr.evaluation_job import write_pictures
+from keras_simclr.official_weights import convert
+from keras_simclr.official_weights import official_encoder
+from keras_simclr.planning import plan
+
+# Public as `runner.<name>` since the job was one module; they live with their idea.
+from keras_simclr.evaluation_job import finetune_epochs  # noqa: F401
+from keras_simclr.evaluation_job import ft_proj_selector  # noqa: F401
+from keras_simclr.planning import Plan  # noqa: F401
 
 log = logging.getLogger("keras_simclr")
 
 # The configuration lives in `keras_simclr.config`; `runner.Config` is the same class.
 Config = config_lib.Config
 
-# Fields that fix the shapes of the saved variables: a model_dir written with other
-# values holds checkpoints this run cannot continue.
-ARCHITECTURE_FIELDS = (
-    "dataset",
-    "image_size",
-    "method",
-    "encoder",
-    "resnet_depth",
-    "width_multiplier",
-    "sk_ratio",
-    "proj_out_dim",
-    "num_proj_layers",
-    "lineareval_while_pretraining",
-)
-
-
-# Set-up ------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """What the data set and the configuration imply: sizes and step counts."""
-
-    info: data.DatasetInfo
-    image_size: int
-    channels: int
-    steps_per_epoch: int
-    total_steps: int
-    warmup_steps: int
-    preset: str
-    requested_warmup_steps: int  # what `warmup_epochs` asks for, before the clamp
-
-
-def plan(config):
-    """Resolves the data set and derives image size, steps and augmentation preset."""
-    info = data.info(config.dataset, config.train_split, data_dir=config.data_dir)
-    height, width, channels = info.image_shape
-    native = min(height, width) if height and width else None
-    image_size = config.image_size or native or 224
-    if native and image_size > native:
-        raise ValueError(
-            f"`image_size`={image_size} is larger than the {height}x{width} images of "
-            f"{config.dataset!r}: random crops would only upsample. Use "
-            f"--image_size={native} or smaller."
-        )
-    steps_per_epoch = info.num_examples // config.train_batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"`train_batch_size`={config.train_batch_size} is larger than the "
-            f"{info.num_examples} training examples of {config.dataset!r}."
-        )
-    total_steps = config.train_steps or config.train_epochs * steps_per_epoch
-    requested_warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
-    # A run shorter than its warm-up warms up over the whole run, with no decay.
-    warmup_steps = min(requested_warmup_steps, total_steps)
-    if channels == 1:
-        preset = "grayscale"
-    elif image_size <= 64:
-        preset = "cifar"
-    else:
-        preset = "imagenet"
-    return Plan(
-        info, image_size, channels, steps_per_epoch, total_steps, warmup_steps, preset,
-        requested_warmup_steps,
-    )
+# Where a run records what its model is, to refuse resuming it with another.
+ARCHITECTURE_FILE = "architecture.json"
+# Keys of an encoder's configuration that say how it runs, not what its variables
+# are: a run may resume with other values of these (global batch norm, precision).
+_RUN_SETTINGS = ("name", "trainable", "dtype", "synchronized_bn")
 
 
 def _cpu_has_bf16():
@@ -325,26 +278,75 @@ class _StepLogger(keras.callbacks.Callback):
             f.write(",".join(row) + "\n")
 
 
-def _check_model_dir(config):
-    """Refuses a model_dir that holds a run of another architecture."""
-    path = os.path.join(config.model_dir, "config.json")
+def architecture(model):
+    """What `model` is, as it describes itself: the record a run keeps in model_dir.
+
+    The method's registered class, the encoder's class and configuration (a
+    `keras_simclr.models.ResNet`'s is its constructor arguments: depth, width,
+    stem, selective kernels, input shape) and the shape of every variable, the
+    projection head's and the probe's included. Two models with the same record
+    can continue each other's checkpoints.
+
+    Args:
+        model: the model that trains (a `keras_simclr.models.SelfSupervisedModel`).
+
+    Returns:
+        A dict of JSON values.
+    """
+    encoder = keras.saving.serialize_keras_object(model.encoder)
+    record = {
+        "method": keras.saving.get_registered_name(type(model)),
+        "encoder": encoder.get("registered_name") or encoder["class_name"],
+        "encoder_config": {
+            key: value for key, value in encoder["config"].items() if key not in _RUN_SETTINGS
+        },
+        "variable_shapes": [list(variable.shape) for variable in model.weights],
+    }
+    # As the file will hold it (tuples become lists), so records compare equal.
+    return json.loads(json.dumps(record))
+
+
+def _check_model_dir(config, model):
+    """Refuses a model_dir that holds a run of another architecture than `model`'s.
+
+    Runs written before the record existed have none; restoring their checkpoint
+    still refuses variables of other shapes.
+    """
+    path = os.path.join(config.model_dir, ARCHITECTURE_FILE)
     if not tf.io.gfile.exists(path):
         return
     with tf.io.gfile.GFile(path) as f:
         previous = json.load(f)
-    current = dataclasses.asdict(config)
-    different = {
-        k: (previous.get(k), current[k])
-        for k in ARCHITECTURE_FIELDS
-        if k in previous and previous[k] != current[k]
-    }
-    if different:
-        detail = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in different.items())
-        raise ValueError(
-            f"model_dir {config.model_dir!r} holds a run of a different architecture "
-            f"({detail}). Use another --model_dir, or the same settings to resume it; "
-            "nothing was overwritten."
-        )
+    current = architecture(model)
+    if previous == current:
+        return
+    different = [
+        f"{key}: {previous.get(key)!r} there, {current[key]!r} now"
+        for key in ("method", "encoder")
+        if previous.get(key) != current[key]
+    ]
+    before, now = previous.get("encoder_config", {}), current["encoder_config"]
+    different += [
+        f"encoder {key}: {before.get(key)!r} there, {now.get(key)!r} now"
+        for key in sorted(set(before) | set(now))
+        if before.get(key) != now.get(key)
+    ]
+    if not different:
+        shapes = previous.get("variable_shapes", [])
+        changed = [
+            f"{variable.path} {old} there, {list(variable.shape)} now"
+            for variable, old in zip(model.weights, shapes)
+            if old != list(variable.shape)
+        ]
+        different = changed[:3] or [
+            f"{len(shapes)} variables there, {len(model.weights)} now (the projection "
+            "head's layers or the online probe)"
+        ]
+    raise ValueError(
+        f"model_dir {config.model_dir!r} holds a run of a different architecture "
+        f"({'; '.join(different)}). Use another --model_dir, or the same settings to "
+        "resume it; nothing was overwritten."
+    )
 
 
 def _verbosity(verbose):
@@ -402,8 +404,7 @@ def pretrain(config):
     strategy = resolve_strategy(config)  # first: splitting the CPU precedes any op
     plan_ = plan(config)
     if config.mode == "train_then_eval":
-        _check_evaluation_inputs(config, plan_, encoder_file=False)
-    _check_model_dir(config)
+        check_evaluation_inputs(config, plan_, encoder_file=False)
     replicas = strategy.num_replicas_in_sync
     distribute.per_replica_batch_size(config.train_batch_size, replicas)
     keras.mixed_precision.set_global_policy(mixed_precision_policy(config.mixed_precision))
@@ -418,6 +419,7 @@ def pretrain(config):
             jit_compile=config.jit_compile,
         )
         model.build_optimizers()
+    _check_model_dir(config, model)
     tracked = dict(model=model, optimizer=model.optimizer)
     if model.probe_optimizer is not None:
         tracked["probe_optimizer"] = model.probe_optimizer
@@ -436,6 +438,10 @@ def pretrain(config):
                 f"model ({error}). Use another --model_dir; nothing was overwritten."
             ) from None
     files.write_atomic(os.path.join(config.model_dir, "config.json"), config.to_json())
+    files.write_atomic(
+        os.path.join(config.model_dir, ARCHITECTURE_FILE),
+        json.dumps(architecture(model), indent=2),
+    )
     start = int(model.optimizer.iterations.numpy())
     print(
         f"Pretraining on {config.dataset!r} on {replicas} replica{'s' if replicas > 1 else ''} "
@@ -459,7 +465,7 @@ def pretrain(config):
 
     # Images of different sizes stay at full resolution: the host augmentation crops
     # each one before batching. A model that augments needs batches of one size.
-    full_resolution = _sizes_differ(plan_) and not config.augment_in_model
+    full_resolution = plan_.sizes_differ and not config.augment_in_model
     source = data.load(
         config.dataset, config.train_split, data_dir=config.data_dir,
         image_size=None if full_resolution else plan_.image_size,
@@ -557,266 +563,6 @@ def _probe_validation_data(config, plan_):
     return dataset
 
 
-def finetune_epochs(config):
-    """`finetune_epochs`, or SimCLRv2's: 60 for 1% of the labels or fewer, else 30."""
-    if config.finetune_epochs:
-        return config.finetune_epochs
-    return 60 if config.finetune_label_fraction <= 0.01 else 30
-
-
-def ft_proj_selector(config):
-    """`ft_proj_selector`, or SimCLRv2's: the first head layer when there is one."""
-    if config.ft_proj_selector is not None:
-        return config.ft_proj_selector
-    return min(1, config.num_proj_layers)
-
-
-def _fine_tune(config, plan_, encoder, projection_head, train, test, preprocess):
-    """SimCLRv2's fine-tuning: from projection-head layer `ft_proj_selector`, with
-    random crops and flips, on a class-balanced fraction of the labels."""
-    selector = ft_proj_selector(config)
-    if selector and projection_head is None:
-        model = keras.models.load_model(
-            os.path.join(config.model_dir, "model.keras"), compile=False
-        )
-        projection_head = model.projection_head
-    return evaluation.fine_tune(
-        encoder, train, test, label_fraction=config.finetune_label_fraction,
-        head=projection_head if selector else None,
-        head_layers=selector,
-        augment=augment.crop_and_flip(plan_.image_size, seed=config.seed),
-        preprocess=preprocess, epochs=finetune_epochs(config), seed=config.seed,
-        dataset_name=config.dataset,
-    )
-
-
-def _check_evaluation_inputs(config, plan_, encoder_file):
-    """Fails before any work if the evaluation cannot read what it needs.
-
-    The labelled training split (`plan_` read it), a labelled evaluation split and,
-    with `encoder_file`, the trained encoder in `model_dir`; pretraining checks this
-    first, so that a missing split is not found after hours of training.
-    """
-    pretrain_only = " or --mode=train to pretrain only" if config.mode != "eval" else ""
-    if plan_.info.num_classes is None:
-        raise ValueError(
-            f"--train_split={config.train_split!r} of {config.dataset!r} has no labels, "
-            "so the representation cannot be evaluated on it (the linear classifier "
-            "and kNN train on its labels). Pass a labelled --dataset or --train_split"
-            f"{pretrain_only}."
-        )
-    try:
-        eval_info = data.info(config.dataset, config.eval_split, data_dir=config.data_dir)
-    except ValueError as error:
-        folder_hint = ""
-        if config.dataset.startswith("folder:"):
-            root = config.dataset[len("folder:"):]
-            split_name = config.eval_split.split("[")[0].split("+")[0].strip()
-            folder_hint = (
-                f"put the evaluation images in {os.path.join(root, split_name)}/ "
-                f"(and the training images in {os.path.join(root, 'train')}/), or "
-            )
-        raise ValueError(
-            f"The evaluation split --eval_split={config.eval_split!r} of "
-            f"{config.dataset!r} cannot be read: {error} Fix: {folder_hint}evaluate on "
-            "a held-out slice (--train_split='train[:90%]' --eval_split='train[90%:]')"
-            f"{pretrain_only}. Nothing was trained or written."
-        ) from None
-    if eval_info.num_classes is None or eval_info.num_examples == 0:
-        problem = "has no labels" if eval_info.num_examples else "holds no examples"
-        raise ValueError(
-            f"--eval_split={config.eval_split!r} of {config.dataset!r} {problem}, so "
-            "the representation cannot be evaluated on it. Pass a labelled, non-empty "
-            f"--eval_split{pretrain_only}."
-        )
-    if encoder_file:
-        path = os.path.join(config.model_dir, "encoder.keras")
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(
-                f"No trained encoder at {path!r}: run with --mode=train (or "
-                "train_then_eval) first, or point --model_dir at a finished run."
-            )
-
-
-def evaluate(config, encoder=None, projection_head=None):
-    """Evaluates the encoder saved in `model_dir` (or the one given) on `config`.
-
-    With `train_mode="finetune"` it also fine-tunes (SimCLRv2's recipe) from the
-    given `projection_head`, or the one saved in `model_dir`.
-
-    Returns:
-        A list of `keras_simclr.evaluation.EvaluationResult`.
-    """
-    plan_ = plan(config)
-    if encoder is None:
-        # With an encoder given (train_then_eval), pretrain() checked these already;
-        # for a folder data set the check reads every image once.
-        _check_evaluation_inputs(config, plan_, encoder_file=True)
-    if encoder is None:
-        encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
-    (train, preprocess), (test, _) = (
-        evaluation_data(config, plan_, split)
-        for split in (config.train_split, config.eval_split)
-    )
-    results = []
-    common = dict(dataset_name=config.dataset)
-    # Features once, in inference mode; every protocol on frozen features reuses them.
-    train_features, test_features = (
-        evaluation.extract_features(encoder, split, preprocess, config.eval_batch_size)
-        for split in (train, test)
-    )
-    if "linear" in config.eval_protocols:
-        results.append(
-            evaluation.linear_eval(None, train_features, test_features, seed=config.seed, **common)
-        )
-    if "knn" in config.eval_protocols:
-        # k=200 as usual, unless the training split is smaller than that.
-        k = min(200, plan_.info.num_examples)
-        results.append(evaluation.knn_eval(None, train_features, test_features, k=k, **common))
-    if config.train_mode == "finetune":
-        results.append(_fine_tune(config, plan_, encoder, projection_head, train, test, preprocess))
-    evaluation.write_results(results, os.path.join(config.model_dir, "results.json"))
-    return results
-
-
-def _sizes_differ(plan_):
-    return None in plan_.info.image_shape[:2]
-
-
-def evaluation_data(config, plan_, split):
-    """The evaluation batches of `split` and the preprocessing still to apply to them.
-
-    The reference centre-crops evaluation images (87.5% of the side) only above
-    CIFAR size. Images of different sizes are cropped at full resolution, each
-    resized once, before batching, as the reference does; images of one size are
-    cropped in batches, by the returned `preprocess`.
-
-    Args:
-        config: the run's `Config`.
-        plan_: its `Plan`.
-        split: the split to read, with optional tfds slicing.
-
-    Returns:
-        `(dataset, preprocess)`: a dataset of `(images, labels)` batches (float32 in
-        [0, 1]) and the callable to apply to them before the encoder, or `None`
-        when there is nothing left to do.
-    """
-    size = plan_.image_size
-    if _sizes_differ(plan_):
-        # At CIFAR size, no centre crop: the largest central window of the output's
-        # aspect ratio.
-        crop = augment.CenterCropResize(
-            size, size, crop_proportion=0.875 if size > 32 else 1.0
-        )
-        source = data.load(config.dataset, split, data_dir=config.data_dir)
-        return data.evaluation_dataset(source, config.eval_batch_size, crop), None
-    preprocess = augment.CenterCropResize(size, size) if size > 32 else None
-    source = data.load(config.dataset, split, data_dir=config.data_dir, image_size=size)
-    return data.evaluation_dataset(source, config.eval_batch_size), preprocess
-
-
-# The official weights ---------------------------------------------------------
-
-
-def convert(config):
-    """Writes the official weights `config.checkpoint` as Keras files (--mode=convert).
-
-    `model_dir` gets `model.keras` (the `SimCLR` model: encoder, projection head, and
-    the checkpoint's classifier as its probe when that reads h), `encoder.keras`,
-    `classifier.keras` when the checkpoint has a classifier, and `conversion.json`
-    (what was read; with `verify`, the largest differences from the SavedModel).
-    The encoder takes `image_size` images, or any size when it is unset.
-
-    Returns:
-        With `verify`, the differences `keras_simclr.models.verify_saved_model`
-        measured; else an empty dict.
-    """
-    saved_model = models.convert.saved_model_directory(config.checkpoint) if config.verify else None
-    if tf.io.gfile.exists(os.path.join(config.model_dir, "config.json")):
-        raise ValueError(
-            f"model_dir {config.model_dir!r} holds a training run; convert into another "
-            "--model_dir. Nothing was overwritten."
-        )
-    model, classifier = models.from_reference_checkpoint(
-        config.checkpoint,
-        input_shape=(config.image_size, config.image_size, 3),
-        ft_proj_selector=config.ft_proj_selector,
-        classifier=True,
-    )
-    tf.io.gfile.makedirs(config.model_dir)
-    written = {"model": model, "encoder": model.encoder, "classifier": classifier}
-    for name, keras_model in written.items():
-        if keras_model is not None:
-            files.save_atomic(keras_model, os.path.join(config.model_dir, f"{name}.keras"))
-    record = dict(
-        checkpoint=config.checkpoint,
-        encoder=model.encoder.name,
-        feature_dim=int(model.encoder.output_shape[-1]),
-        projection_head_layers=_dense_layers(model.projection_head),
-        classifier_classes=None if classifier is None else int(classifier.output_shape[-1]),
-        # The classifier's dense layers past the encoder: the head's, then its own.
-        classifier_reads_head_layer=None if classifier is None else _dense_layers(classifier) - 1,
-        files=sorted(f"{name}.keras" for name, m in written.items() if m is not None),
-    )
-    reads = record["classifier_reads_head_layer"]
-    classified = (
-        ", no classifier" if classifier is None
-        else f", a classifier of {record['classifier_classes']} classes on "
-        + (f"head layer {reads}" if reads else "h")
-    )
-    print(
-        f"Converted {config.checkpoint}: {model.encoder.name} (h of {record['feature_dim']}), "
-        f"a {record['projection_head_layers']}-layer projection head{classified}; wrote "
-        f"{', '.join(record['files'])} to {config.model_dir}",
-        flush=True,
-    )
-    differences = {}
-    if saved_model:
-        differences = models.verify_saved_model(saved_model, model, classifier, seed=config.seed)
-        record["verify"] = differences
-        for name, difference in differences.items():
-            print(
-                f"verify {name}: largest difference from the SavedModel "
-                f"{difference['max_abs_difference']:.3g} "
-                f"({difference['relative_difference']:.3g} of its largest value)",
-                flush=True,
-            )
-    files.write_atomic(os.path.join(config.model_dir, "conversion.json"), json.dumps(record, indent=2))
-    return differences
-
-
-def _from_checkpoint(config):
-    """The official encoder and head for --mode=eval --checkpoint, after the checks.
-
-    Returns the encoder, the head, and `config` with `num_proj_layers` set to the
-    head's, so fine-tuning starts from its first layer when it has one.
-    """
-    plan_ = plan(config)
-    if plan_.channels != 3:
-        raise ValueError(
-            f"The official weights take RGB images; {config.dataset!r} has "
-            f"{plan_.channels} channel(s). Evaluate them on an RGB data set."
-        )
-    _check_evaluation_inputs(config, plan_, encoder_file=False)
-    model = models.from_reference_checkpoint(
-        config.checkpoint, input_shape=(plan_.image_size, plan_.image_size, 3)
-    )
-    return (
-        model.encoder,
-        model.projection_head,
-        dataclasses.replace(config, num_proj_layers=_dense_layers(model.projection_head)),
-    )
-
-
-def _dense_layers(model):
-    """The number of dense layers in `model` and the models nested in it."""
-    return sum(
-        _dense_layers(layer) if isinstance(layer, keras.Model)
-        else isinstance(layer, keras.layers.Dense)
-        for layer in model.layers
-    )
-
-
 def run(config):
     """Runs `config.mode`: train, eval, train_then_eval or convert. Returns the
     results (convert: the verification's differences)."""
@@ -824,7 +570,7 @@ def run(config):
         return convert(config)
     encoder = projection_head = None
     if config.checkpoint:
-        encoder, projection_head, config = _from_checkpoint(config)
+        encoder, projection_head, config = official_encoder(config)
     if config.mode in ("train", "train_then_eval"):
         model, _ = pretrain(config)
         encoder, projection_head = model.encoder, model.projection_head
@@ -832,22 +578,5 @@ def run(config):
     if config.mode in ("eval", "train_then_eval"):
         results = evaluate(config, encoder, projection_head)
         print(evaluation.format_table(results), flush=True)
-        _pictures(config, encoder)
+        write_pictures(config, encoder)
     return results
-
-
-def _pictures(config, encoder):
-    """Training curves and a 2-D embedding of the test set, as PNGs in model_dir."""
-    curves = os.path.join(config.model_dir, "history.csv")
-    try:
-        if tf.io.gfile.exists(curves):
-            visualization.plot_training_curves(curves, os.path.join(config.model_dir, "curves.png"))
-        if encoder is None:
-            encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
-        test, preprocess = evaluation_data(config, plan(config), config.eval_split)
-        visualization.plot_embedding(
-            encoder, test, os.path.join(config.model_dir, "embedding.png"),
-            preprocess=preprocess, method="pca", class_names=plan(config).info.class_names,
-        )
-    except ImportError as error:
-        log.warning("No pictures: %s", error)

@@ -26,6 +26,7 @@ from keras_simclr import augment
 from keras_simclr import cli
 from keras_simclr import data
 from keras_simclr import evaluation
+from keras_simclr import evaluation_job
 from keras_simclr import optimizers
 from keras_simclr import runner
 
@@ -237,7 +238,7 @@ def test_folder_with_train_and_test_splits_passes_the_checks(tmp_path):
     _image_folder(tmp_path / "images" / "train")
     _image_folder(tmp_path / "images" / "test", per_class=8)
     config = runner.Config(dataset=f"folder:{tmp_path / 'images'}", train_batch_size=16)
-    runner._check_evaluation_inputs(config, runner.plan(config), encoder_file=False)
+    evaluation_job.check_evaluation_inputs(config, runner.plan(config), encoder_file=False)
 
 
 def test_run_shorter_than_its_warmup_warms_up_over_the_whole_run(
@@ -561,6 +562,7 @@ def test_convert_writes_keras_files_that_compute_what_the_reference_computes(tmp
         np.testing.assert_allclose(actual, reference, rtol=1e-4, atol=1e-4 * np.abs(reference).max())
     record = json.loads((model_dir / "conversion.json").read_text())
     assert record["classifier_reads_head_layer"] == 1 and record["projection_head_layers"] == 3
+    assert record["encoder_config"]["depth"] == 50 and record["encoder_config"]["sk_ratio"] > 0
 
 
 def test_convert_checks_its_inputs_before_converting(tmp_path, monkeypatch):
@@ -595,7 +597,8 @@ def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch
 
     def fine_tune(encoder, train_data, test_data, label_fraction, *, head, head_layers, **kwargs):
         given.update(encoder=encoder, head=head, head_layers=head_layers)
-        return evaluation.EvaluationResult("images", "fine-tune (50% labels)", 1.0, 1.0, 16, 8)
+        result = evaluation.EvaluationResult("images", "fine-tune (50% labels)", 1.0, 1.0, 16, 8)
+        return result, keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
 
     monkeypatch.setattr(evaluation, "fine_tune", fine_tune)
     config = runner.Config(
@@ -608,6 +611,7 @@ def test_eval_and_finetune_start_from_the_official_weights(tmp_path, monkeypatch
     assert [r.protocol for r in results] == ["knn (k=32, T=0.1)", "fine-tune (50% labels)"]
     assert results[0].num_test == 8
     assert (tmp_path / "run" / "results.json").exists()
+    assert (tmp_path / "run" / "finetuned.keras").exists()  # the classifier, beside the record
     # SimCLRv2's fine-tuning: the official encoder, from the head's first layer.
     assert given["head_layers"] == 1
     spec, _ = reference_checkpoints.load_fixture(name)

@@ -13,7 +13,9 @@ import pytest
 import tensorflow as tf
 
 import reference_checkpoints
-from keras_simclr.models import convert
+from keras_simclr.models.convert import build
+from keras_simclr.models.convert import reading
+from keras_simclr.models.convert.tf1 import Tf1Names
 from keras_simclr.models import from_reference_checkpoint
 from keras_simclr.models import verify_saved_model
 
@@ -194,7 +196,7 @@ def _tf1_shapes(depth, width, selective_kernels, classes=1000):
 )
 def test_the_architecture_is_read_from_the_shapes(depth, width, selective_kernels):
     shapes, num_convs = _tf1_shapes(depth, width, selective_kernels)
-    layout = convert._Tf1Names(shapes, "release", ema=False).layout(reader=None)
+    layout = Tf1Names(shapes, "release", ema=False).layout(reader=None)
     assert (layout.depth, layout.width_multiplier) == (depth, width)
     assert layout.sk_ratio == (0.0625 if selective_kernels else 0.0)
     assert layout.head_dims == (2048 * width, 2048 * width, 128)
@@ -212,14 +214,14 @@ def test_the_architecture_is_read_from_the_shapes(depth, width, selective_kernel
 
 def test_a_tf1_directory_or_a_savedmodel_folder_is_found(tmp_path):
     tf1 = write_fixture("tf1_r50_1x_sk0", tmp_path)
-    assert convert._locate(str(tf1)) == str(tf1 / "model.ckpt-250228")
+    assert reading.locate(str(tf1)) == str(tf1 / "model.ckpt-250228")
     (tf1 / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-250228"\n')
-    assert convert._locate(str(tf1) + "/") == str(tf1 / "model.ckpt-250228")
+    assert reading.locate(str(tf1) + "/") == str(tf1 / "model.ckpt-250228")
     prefix = write_fixture("tf2_r50_1x_sk1", tmp_path)  # .../saved_model/variables/variables
     saved_model = prefix.parent.parent
     (saved_model / "saved_model.pb").write_bytes(b"")
     for path in (saved_model, saved_model.parent, prefix.parent, prefix):
-        assert convert._locate(str(path)) == str(prefix), path
+        assert reading.locate(str(path)) == str(prefix), path
 
 
 def _not_a_checkpoint(tmp_path):
@@ -303,7 +305,7 @@ def test_bad_input_fails_clearly_before_any_work(make, message, tmp_path, monkey
     def no_work(*args, **kwargs):
         raise AssertionError("a model was built before the checkpoint was checked")
 
-    monkeypatch.setattr(convert, "resnet", no_work)
+    monkeypatch.setattr(build, "resnet", no_work)
     with pytest.raises(ValueError, match=message):
         from_reference_checkpoint(path)
 

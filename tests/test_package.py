@@ -66,8 +66,9 @@ REGISTERED = {
         "CenterCropResize", "ColorJitter", "RandomApply", "RandomColorDrop",
         "RandomGaussianBlur", "RandomResizedCrop", "SimCLRAugment",
     ),
+    "models": ("ResNet", "SelectBranches", "SimCLR", "SumBranches"),
 }
-SUBPACKAGES = ("augment", "data", "evaluation")
+SUBPACKAGES = ("augment", "data", "evaluation", "models", "models.convert")
 
 
 @pytest.mark.parametrize("package", sorted(PUBLIC_NAMES))
@@ -88,7 +89,7 @@ def test_registered_names_are_the_package_and_the_class_name(package):
 
 def test_every_module_of_the_subpackages_imports():
     for package in SUBPACKAGES:
-        for path in (ROOT / "keras_simclr" / package).glob("*.py"):
+        for path in (ROOT / "keras_simclr" / package.replace(".", "/")).glob("*.py"):
             importlib.import_module(f"keras_simclr.{package}.{path.stem}".removesuffix(".__init__"))
 
 

@@ -1,4 +1,4 @@
-"""Tests for keras_simclr/models/resnet.py: the ResNet v1 encoder builder."""
+"""Tests for keras_simclr/models/resnet.py: the ResNet v1 encoder and its builder."""
 
 import importlib
 
@@ -378,6 +378,77 @@ def test_save_and_load_round_trip(tmp_path, kwargs):
     np.testing.assert_array_equal(
         np.asarray(restored(images, training=False)), np.asarray(model(images, training=False))
     )
+
+
+def test_encoder_configuration_is_its_constructor_arguments(tmp_path):
+    model = resnet_lib.ResNet(
+        depth=50, width_multiplier=0.0625, input_shape=(40, 40, 3), sk_ratio=0.0625, name="encoder"
+    )
+    assert keras.saving.get_registered_name(resnet_lib.ResNet) == "keras_simclr>ResNet"
+    assert model.get_config() == dict(
+        name="encoder", trainable=True, depth=50, width_multiplier=0.0625,
+        input_shape=(40, 40, 3), cifar_stem=False, sk_ratio=0.0625, synchronized_bn=False,
+        dtype="float32",
+    )
+    rebuilt = resnet_lib.ResNet.from_config(model.get_config())
+    assert [(l.name, type(l)) for l in rebuilt.layers] == [(l.name, type(l)) for l in model.layers]
+    assert [w.shape for w in rebuilt.weights] == [w.shape for w in model.weights]
+    # The file holds the arguments, not the graph, and loads as a ResNet again.
+    model.save(tmp_path / "encoder.keras")
+    restored = keras.models.load_model(tmp_path / "encoder.keras")
+    assert type(restored) is resnet_lib.ResNet
+    assert restored.get_config() == model.get_config()
+    images = _images((2, 40, 40, 3))
+    np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(model(images)))
+
+
+def test_encoder_exports_alone_as_a_saved_model(tmp_path):
+    model = resnet(18, 0.125, (16, 16, 3), name="encoder")
+    model.export(str(tmp_path / "encoder"), verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "encoder"))
+    images = _images((2, 16, 16, 3))
+    np.testing.assert_allclose(
+        served.serve(tf.constant(images)), model(images), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_saved_encoder_keeps_its_precision_under_another_global_policy(tmp_path):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = resnet(18, 0.125, (16, 16, 3))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert model.get_config()["dtype"] == "mixed_bfloat16"
+    model.save(tmp_path / "encoder.keras")
+    restored = keras.models.load_model(tmp_path / "encoder.keras")
+    assert restored(_images((1, 16, 16, 3))).dtype == "bfloat16"
+    assert all(v.dtype == "float32" for v in restored.weights)
+
+
+def test_encoder_saved_as_a_plain_functional_model_still_loads(tmp_path):
+    # Files written before the encoder had its class hold a plain functional model
+    # (tests/saved/simclr_before_base.keras has one inside a SimCLR model).
+    model = resnet(18, 0.125, (16, 16, 3), sk_ratio=0.0625)
+    plain = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    assert keras.saving.serialize_keras_object(plain)["class_name"] == "Functional"
+    plain.save(tmp_path / "encoder.keras")
+    restored = keras.models.load_model(tmp_path / "encoder.keras")
+    assert not isinstance(restored, resnet_lib.ResNet)
+    images = _images((2, 16, 16, 3))
+    np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(model(images)))
+
+
+def test_checkpoint_of_a_plain_functional_encoder_restores_into_a_resnet(tmp_path):
+    # A run checkpointed before the encoder had its class resumes with this code.
+    source = resnet(18, 0.125, (16, 16, 3), name="encoder")
+    source.set_weights([w + 0.5 for w in source.get_weights()])
+    plain = keras.Model(source.inputs[0], source.outputs[0], name="encoder")
+    path = tf.train.Checkpoint(model=plain).save(str(tmp_path / "ckpt"))
+    target = resnet(18, 0.125, (16, 16, 3), name="encoder")
+    tf.train.Checkpoint(model=target).restore(path).assert_consumed()
+    for restored, saved in zip(target.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(restored, saved)
 
 
 def test_resnet50_forward_on_imagenet_sized_images(resnet50):

@@ -1,7 +1,9 @@
 """`keras_simclr.runner`: what the job writes while it trains."""
 
 import csv
+import re
 
+import keras
 import numpy as np
 import pytest
 
@@ -125,7 +127,8 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     fine_tuned = results[-1]
     assert fine_tuned.protocol.startswith("fine-tune")
     # From the first projection-head layer (SimCLRv2's ft_proj_selector=1).
-    layers = [layer.name for layer in fine_tuned.model.layers]
+    classifier = keras.models.load_model(tmp_path / "run" / "finetuned.keras")
+    layers = [layer.name for layer in classifier.layers]
     assert any("projection_head" in name for name in layers), layers
     # --mode=eval of the finished model_dir finds the head in model.keras.
     again = runner.run(_tiny(data_dir, tmp_path / "run", mode="eval", **common))
@@ -159,3 +162,36 @@ def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     kernel = saved.get_tensor("probe_optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
     assert kernel.shape == resumed.probe.trainable_weights[0].shape
     assert 0 < np.abs(kernel - resumed.probe.trainable_weights[0].numpy()).max() < 1.0
+
+
+def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(
+    data_dir, tmp_path
+):
+    import json
+
+    config = _tiny(data_dir, tmp_path / "run", train_steps=2, checkpoint_epochs=0)
+    model, _ = runner.pretrain(config)
+    with open(tmp_path / "run" / runner.ARCHITECTURE_FILE) as f:
+        record = json.load(f)
+    assert record == runner.architecture(model)
+    assert (record["method"], record["encoder"]) == ("keras_simclr>SimCLR", "keras_simclr>ResNet")
+    assert record["encoder_config"] == {
+        "depth": 18, "width_multiplier": 0.125, "input_shape": [28, 28, 1], "cifar_stem": True,
+        "sk_ratio": 0.0,
+    }
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    for change, message in [
+        (dict(width_multiplier=0.25), "encoder width_multiplier: 0.125 there, 0.25 now"),
+        (dict(image_size=24), "encoder input_shape: [28, 28, 1] there, [24, 24, 1] now"),
+        (dict(proj_out_dim=8), "projection_head_dense2/kernel [64, 16] there, [64, 8] now"),
+    ]:
+        with pytest.raises(ValueError, match="different architecture .*" + re.escape(message)):
+            runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4, **change))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == files
+    # How the encoder runs is no part of what it is: global batch norm may change.
+    runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=3, global_bn=True))
+    # A run written before the record existed resumes, and gets one.
+    (tmp_path / "run" / runner.ARCHITECTURE_FILE).unlink()
+    resumed, _ = runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4))
+    assert int(resumed.optimizer.iterations.numpy()) == 4
+    assert (tmp_path / "run" / runner.ARCHITECTURE_FILE).exists()

@@ -526,6 +526,10 @@ def test_model_saved_before_the_base_class_loads_and_continues_identically():
     assert keras.saving.get_registered_name(models.SimCLR) == "keras_simclr>SimCLR"
     assert sorted(restored.get_config()) == list(saved["config_keys"])
     assert (restored.objective, restored.temperature, restored.num_classes) == ("paper", 0.5, 2)
+    # Its encoder was saved as a plain functional model, before `ResNet` had a class
+    # of its own; it loads as one, with the same layers and weights.
+    assert type(restored.encoder).__name__ == "Functional"
+    assert not isinstance(restored.encoder, models.ResNet)
     np.testing.assert_allclose(restored(saved["view_1"]), saved["h"], rtol=1e-6, atol=1e-7)
     data = ((saved["view_1"], saved["view_2"]), saved["labels"])
     logs = restored.fit(*data, batch_size=8, epochs=1, shuffle=False, verbose=0).history

@@ -16,8 +16,9 @@ model with `include_top=False, pooling="avg"`, or a randomly initialised baselin
   labels.
 - `extract_features` (`features`): h once, to evaluate several ways.
 
-Each returns an `EvaluationResult` (`results`); `write_results` keeps them in
-`results.json` and `format_table` prints them. The pictures (`plot_training_curves`,
+Each returns an `EvaluationResult` (`results`), a plain JSON record; the two that train
+a classifier return it beside the record, `(result, classifier)`. `write_results`
+keeps the records in `results.json` and `format_table` prints them. The pictures (`plot_training_curves`,
 `plot_embedding`) live in `keras_simclr.visualization`.
 
 Data is either a tuple `(images, labels)` of NumPy arrays or a `tf.data.Dataset` of

@@ -133,15 +133,17 @@ def fine_tune(
         dataset_name: name stored in the result.
 
     Returns:
-        An `EvaluationResult` with protocol `"fine-tune (<fraction> labels)"`; its
-        `model` is the fine-tuned classifier.
+        `(result, classifier)`: an `EvaluationResult` with protocol
+        `"fine-tune (<fraction> labels)"`, and the fine-tuned classifier (a
+        `keras.Sequential`: the encoder copy, the head layers kept, a linear layer)
+        that the caller owns.
 
     Example:
 
     >>> encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
     >>> images = np.random.rand(200, 8, 8, 1).astype("float32")
     >>> labels = (images.mean(axis=(1, 2, 3)) > 0.5).astype("int64")
-    >>> result = fine_tune(encoder, (images, labels), (images, labels), 0.1, epochs=2)
+    >>> result, classifier = fine_tune(encoder, (images, labels), (images, labels), 0.1, epochs=2)
     """
     return _train_classifier(
         protocol=f"fine-tune ({_percent(label_fraction)} labels)",
@@ -209,15 +211,18 @@ def supervised_baseline(
         dataset_name: name stored in the result.
 
     Returns:
-        An `EvaluationResult` with protocol `"supervised (<fraction> labels)"`; its
-        `model` is the trained classifier.
+        `(result, classifier)`: an `EvaluationResult` with protocol
+        `"supervised (<fraction> labels)"`, and the trained classifier (a
+        `keras.Sequential`: the encoder copy and a linear layer).
 
     Example:
 
     >>> encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
     >>> images = np.random.rand(200, 8, 8, 1).astype("float32")
     >>> labels = (images.mean(axis=(1, 2, 3)) > 0.5).astype("int64")
-    >>> result = supervised_baseline(encoder, (images, labels), (images, labels), epochs=2)
+    >>> result, classifier = supervised_baseline(
+    ...     encoder, (images, labels), (images, labels), epochs=2
+    ... )
     """
     return _train_classifier(
         protocol=f"supervised ({_percent(label_fraction)} labels)",
@@ -335,7 +340,7 @@ def _train_classifier(
     history = classifier.fit(dataset, epochs=epochs, verbose=verbose, shuffle=False)
 
     logits, test_y = _extract(classifier, test_data, preprocess, batch_size)
-    return EvaluationResult(
+    result = EvaluationResult(
         dataset=dataset_name,
         protocol=protocol,
         accuracy=_top_k_accuracy(logits, test_y, 1),
@@ -352,8 +357,8 @@ def _train_classifier(
             "seed": seed,
             "history": history.history,
         },
-        model=classifier,
     )
+    return result, classifier
 
 
 def _head_layers(head, head_layers):

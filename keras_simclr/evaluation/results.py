@@ -8,7 +8,6 @@ One record per (data set, protocol) pair is the unit the paper's tables report
 import dataclasses
 import json
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras_simclr import files
@@ -35,9 +34,9 @@ class EvaluationResult:
             epochs (kNN, L-BFGS).
         seconds: wall-clock time of the whole protocol, feature extraction included.
         details: protocol-specific settings and diagnostics (JSON-serialisable).
-        model: the trained classifier for `fine_tune` and `supervised_baseline`
-            (a `keras.Sequential` whose first layer is the trained encoder copy),
-            otherwise `None`. Not part of `to_dict()` nor of the config.
+
+    A record holds numbers only: `fine_tune` and `supervised_baseline` return the
+    classifier they train beside it, for the caller to keep or drop.
 
     Example:
 
@@ -55,7 +54,6 @@ class EvaluationResult:
     epochs: int | None = None
     seconds: float = 0.0
     details: dict = dataclasses.field(default_factory=dict)
-    model: keras.Model | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         for name in ("accuracy", "top5_accuracy"):
@@ -66,11 +64,9 @@ class EvaluationResult:
                 )
 
     def to_dict(self):
-        """Returns the record as a JSON-serialisable dict (without `model`)."""
+        """Returns the record as a JSON-serialisable dict."""
         return {
-            field.name: _jsonable(getattr(self, field.name))
-            for field in dataclasses.fields(self)
-            if field.name != "model"
+            field.name: _jsonable(getattr(self, field.name)) for field in dataclasses.fields(self)
         }
 
     @classmethod

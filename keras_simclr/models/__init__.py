@@ -1,6 +1,7 @@
 """Model builders and the SimCLR task.
 
-- `resnet(...)`: the ResNet v1 encoder f (images -> h); `SumBranches` and
+- `ResNet(...)` / `resnet(...)`: the ResNet v1 encoder f (images -> h), a functional
+  model whose configuration is its constructor arguments; `SumBranches` and
   `SelectBranches`: its selective-kernel layers.
 - `projection_head(...)`: the MLP head g (h -> z); `projection_head_layers(head, k)`:
   the head up to layer k (SimCLRv2 fine-tunes from layer 1).
@@ -19,6 +20,7 @@ from keras_simclr.models.convert import verify_saved_model
 from keras_simclr.models.heads import linear_probe
 from keras_simclr.models.heads import projection_head
 from keras_simclr.models.heads import projection_head_layers
+from keras_simclr.models.resnet import ResNet
 from keras_simclr.models.resnet import SelectBranches
 from keras_simclr.models.resnet import SumBranches
 from keras_simclr.models.resnet import resnet

@@ -1,5 +1,8 @@
 """ResNet v1 encoders for SimCLR, built as functional Keras models.
 
+`ResNet` is the encoder: a functional model whose configuration is its constructor
+arguments, so a saved encoder knows its architecture; `resnet()` is its function form.
+
 The encoder f maps images to the representation h (Section 2.1 of Chen et al.,
 2020). The architecture follows the reference implementation
 (google-research/simclr, `tf2/resnet.py`), itself the TPU ResNet v1:
@@ -49,16 +52,9 @@ _BOTTLENECK_EXPANSION = 4
 _SK_MIN_DIM = 32
 
 
-def resnet(
-    depth=50,
-    width_multiplier=1,
-    input_shape=(224, 224, 3),
-    cifar_stem=None,
-    sk_ratio=0.0,
-    synchronized_bn=False,
-    name=None,
-):
-    """Builds a ResNet v1 encoder that maps images to the representation h.
+@keras.saving.register_keras_serializable(package="keras_simclr")
+class ResNet(keras.Model):
+    """A ResNet v1 encoder that maps images to the representation h.
 
     SimCLR uses a ResNet-50 as the encoder f and takes its global-average-pooled
     output as the representation h (Chen et al., 2020, Section 2.1); wider
@@ -72,8 +68,13 @@ def resnet(
     `synchronized_bn=True` the batch-norm statistics are computed over the
     global batch of all replicas ("global BN", Section 2.2).
 
-    The model takes images in [0, 1] (no other preprocessing) and works under
-    mixed-precision policies (h then comes out in the compute dtype).
+    The model is functional (its layers can be inspected, reused and fine-tuned
+    like any functional model's) and knows what it is: `get_config()` returns its
+    constructor arguments, so a saved encoder, alone or inside a `SimCLR` model,
+    is rebuilt from its depth, width, stem and selective-kernel ratio, and the
+    job compares them to refuse resuming a run of another architecture. It takes
+    images in [0, 1] (no other preprocessing) and works under mixed-precision
+    policies (h then comes out in the compute dtype).
 
     Args:
         depth: int, one of 18, 34 (basic blocks), 50, 101, 152, 200 (bottleneck
@@ -88,8 +89,8 @@ def resnet(
         cifar_stem: bool or `None`. `True` uses the CIFAR stem (3x3 stride-1
             convolution, no max-pool), `False` the ImageNet stem (7x7 stride-2
             convolution and 3x3 stride-2 max-pool). `None` chooses the CIFAR
-            stem when both sides of `input_shape` are known and at most 32.
-            Defaults to `None`.
+            stem when both sides of `input_shape` are known and at most 32;
+            the configuration records the choice. Defaults to `None`.
         sk_ratio: float in [0, 1]. When positive, the 3x3 convolutions of the
             bottleneck blocks become selective-kernel convolutions whose
             attention has `max(int(filters * sk_ratio), 32)` channels, the
@@ -100,12 +101,168 @@ def resnet(
             across all replicas of a `tf.distribute` strategy. Defaults to
             `False`.
         name: name of the model. Defaults to e.g. `"resnet50_1x"`.
+        dtype: the dtype policy of the layers (e.g. `"mixed_bfloat16"`), or
+            `None` for the global policy when the model is built; the
+            configuration records the policy used, so a saved encoder computes
+            as it did when it was saved. Defaults to `None`.
+        **kwargs: `trainable`, as for any Keras model.
+
+    Call arguments:
+        images: float tensor of shape `(batch,) + input_shape`.
+        training: bool, whether batch norm uses the batch's statistics (and
+            updates its moving ones).
+
+    Returns (when called):
+        h of shape `(batch, channels)`, where channels is
+        `512 * width_multiplier` for ResNet-18/34 and `2048 * width_multiplier`
+        for deeper networks.
+
+    Example:
+
+    >>> from keras_simclr.models import ResNet
+    >>> encoder = ResNet(depth=18, width_multiplier=0.25, input_shape=(32, 32, 3))
+    >>> encoder.output_shape
+    (None, 128)
+    >>> encoder.get_config()["cifar_stem"]
+    True
+    """
+
+    def __init__(
+        self,
+        depth=50,
+        width_multiplier=1,
+        input_shape=(224, 224, 3),
+        cifar_stem=None,
+        sk_ratio=0.0,
+        synchronized_bn=False,
+        name=None,
+        dtype=None,
+        **kwargs,
+    ):
+        if (
+            isinstance(depth, bool)
+            or not isinstance(depth, numbers.Integral)
+            or depth not in _ARCHITECTURES
+        ):
+            raise ValueError(
+                f"`depth` must be one of {sorted(_ARCHITECTURES)}. Received: depth={depth!r}"
+            )
+        depth = int(depth)
+        if (
+            isinstance(width_multiplier, bool)
+            or not isinstance(width_multiplier, numbers.Real)
+            or not width_multiplier > 0
+        ):
+            raise ValueError(
+                "`width_multiplier` must be a number > 0 (e.g. 1, 2, 4, or 0.25 for "
+                f"a small encoder). Received: width_multiplier={width_multiplier}"
+            )
+        input_shape = _validate_input_shape(input_shape)
+        if cifar_stem not in (None, True, False):
+            raise ValueError(
+                "`cifar_stem` must be True, False or None (choose from the input "
+                f"size). Received: cifar_stem={cifar_stem}"
+            )
+        if (
+            isinstance(sk_ratio, bool)
+            or not isinstance(sk_ratio, numbers.Real)
+            or not 0.0 <= sk_ratio <= 1.0
+        ):
+            raise ValueError(
+                "`sk_ratio` must be a number in [0, 1] (0 disables selective "
+                f"kernels; SimCLRv2 uses 0.0625). Received: sk_ratio={sk_ratio}"
+            )
+        synchronized_bn = checks.boolean("synchronized_bn", synchronized_bn)
+        if cifar_stem is None:
+            height, width = input_shape[0], input_shape[1]
+            cifar_stem = height is not None and width is not None and max(height, width) <= 32
+        if name is None:
+            name = f"resnet{depth}_{width_multiplier:g}x" + ("_sk" if sk_ratio > 0 else "")
+        # The layers carry the policy, as in a functional model; recorded resolved, so
+        # that loading under another global policy computes as the saved model did.
+        policy = keras.dtype_policies.get(
+            dtype if dtype is not None else keras.config.dtype_policy()
+        )
+
+        builder = _Builder(sk_ratio=sk_ratio, synchronized_bn=synchronized_bn, dtype=policy)
+        block_type, stage_blocks = _ARCHITECTURES[depth]
+        images = keras.Input(shape=input_shape, name="images")
+        x = builder.stem(images, _scaled(64, width_multiplier), cifar_stem)
+        for stage, (filters, num_blocks) in enumerate(zip(_STAGE_FILTERS, stage_blocks)):
+            filters = _scaled(filters, width_multiplier)
+            for block in range(num_blocks):
+                # Stage numbers follow the ResNet paper's conv2_x..conv5_x; stages after the
+                # first halve the resolution in their first block.
+                prefix = f"block{stage + 2}_{block + 1}"
+                strides = 2 if stage > 0 and block == 0 else 1
+                if block_type == "basic":
+                    x = builder.basic_block(x, filters, strides, block == 0, prefix)
+                else:
+                    x = builder.bottleneck_block(x, filters, strides, block == 0, prefix)
+        h = keras.layers.GlobalAveragePooling2D(
+            data_format="channels_last", dtype=policy, name="avg_pool"
+        )(x)
+        super().__init__(images, h, name=name, **kwargs)
+        self.depth = depth
+        self.width_multiplier = width_multiplier
+        self.cifar_stem = cifar_stem
+        self.sk_ratio = sk_ratio
+        self.synchronized_bn = synchronized_bn
+        self._layers_dtype_policy = policy
+
+    def get_config(self):
+        # The constructor's arguments, not the functional graph: the architecture
+        # is rebuilt by the code that defines it, and the file says what it holds.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "depth": self.depth,
+            "width_multiplier": self.width_multiplier,
+            "input_shape": tuple(self.inputs[0].shape[1:]),
+            "cifar_stem": self.cifar_stem,
+            "sk_ratio": self.sk_ratio,
+            "synchronized_bn": self.synchronized_bn,
+            "dtype": self._layers_dtype_policy.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def resnet(
+    depth=50,
+    width_multiplier=1,
+    input_shape=(224, 224, 3),
+    cifar_stem=None,
+    sk_ratio=0.0,
+    synchronized_bn=False,
+    name=None,
+):
+    """Builds a ResNet v1 encoder that maps images to the representation h.
+
+    The function form of `ResNet` (see it for the architecture, after Chen et al.,
+    2020, Section 2.1 and Appendix B.9, and SimCLRv2's selective kernels): the
+    same arguments, the same model.
+
+    Args:
+        depth: int, one of 18, 34, 50, 101, 152, 200. Defaults to `50`.
+        width_multiplier: positive number scaling every layer's channels.
+            Defaults to `1`.
+        input_shape: `(height, width, channels)` of the images; the spatial
+            sides may be `None`. Defaults to `(224, 224, 3)`.
+        cifar_stem: bool, or `None` to choose the CIFAR stem for images of at
+            most 32 pixels. Defaults to `None`.
+        sk_ratio: float in [0, 1], the selective-kernel ratio; 0 disables them.
+            Defaults to `0.0`.
+        synchronized_bn: bool, batch-norm statistics over all replicas.
+            Defaults to `False`.
+        name: name of the model. Defaults to e.g. `"resnet50_1x"`.
 
     Returns:
-        A functional `keras.Model` mapping images of shape
-        `(batch,) + input_shape` to h of shape `(batch, channels)`, where
-        channels is `512 * width_multiplier` for ResNet-18/34 and
-        `2048 * width_multiplier` for deeper networks.
+        A `ResNet`: a functional `keras.Model` mapping images of shape
+        `(batch,) + input_shape` to h of shape `(batch, channels)`, whose
+        `get_config()` is these arguments.
 
     Example:
 
@@ -114,63 +271,15 @@ def resnet(
     >>> encoder.output_shape
     (None, 128)
     """
-    if (
-        isinstance(depth, bool)
-        or not isinstance(depth, numbers.Integral)
-        or depth not in _ARCHITECTURES
-    ):
-        raise ValueError(
-            f"`depth` must be one of {sorted(_ARCHITECTURES)}. Received: depth={depth!r}"
-        )
-    depth = int(depth)
-    if (
-        isinstance(width_multiplier, bool)
-        or not isinstance(width_multiplier, numbers.Real)
-        or not width_multiplier > 0
-    ):
-        raise ValueError(
-            "`width_multiplier` must be a number > 0 (e.g. 1, 2, 4, or 0.25 for "
-            f"a small encoder). Received: width_multiplier={width_multiplier}"
-        )
-    input_shape = _validate_input_shape(input_shape)
-    if cifar_stem not in (None, True, False):
-        raise ValueError(
-            "`cifar_stem` must be True, False or None (choose from the input "
-            f"size). Received: cifar_stem={cifar_stem}"
-        )
-    if (
-        isinstance(sk_ratio, bool)
-        or not isinstance(sk_ratio, numbers.Real)
-        or not 0.0 <= sk_ratio <= 1.0
-    ):
-        raise ValueError(
-            "`sk_ratio` must be a number in [0, 1] (0 disables selective "
-            f"kernels; SimCLRv2 uses 0.0625). Received: sk_ratio={sk_ratio}"
-        )
-    synchronized_bn = checks.boolean("synchronized_bn", synchronized_bn)
-    if cifar_stem is None:
-        height, width = input_shape[0], input_shape[1]
-        cifar_stem = height is not None and width is not None and max(height, width) <= 32
-    if name is None:
-        name = f"resnet{depth}_{width_multiplier:g}x" + ("_sk" if sk_ratio > 0 else "")
-
-    builder = _Builder(sk_ratio=sk_ratio, synchronized_bn=synchronized_bn)
-    block_type, stage_blocks = _ARCHITECTURES[depth]
-    images = keras.Input(shape=input_shape, name="images")
-    x = builder.stem(images, _scaled(64, width_multiplier), cifar_stem)
-    for stage, (filters, num_blocks) in enumerate(zip(_STAGE_FILTERS, stage_blocks)):
-        filters = _scaled(filters, width_multiplier)
-        for block in range(num_blocks):
-            # Stage numbers follow the ResNet paper's conv2_x..conv5_x; stages after the
-            # first halve the resolution in their first block.
-            prefix = f"block{stage + 2}_{block + 1}"
-            strides = 2 if stage > 0 and block == 0 else 1
-            if block_type == "basic":
-                x = builder.basic_block(x, filters, strides, block == 0, prefix)
-            else:
-                x = builder.bottleneck_block(x, filters, strides, block == 0, prefix)
-    h = keras.layers.GlobalAveragePooling2D(data_format="channels_last", name="avg_pool")(x)
-    return keras.Model(images, h, name=name)
+    return ResNet(
+        depth=depth,
+        width_multiplier=width_multiplier,
+        input_shape=input_shape,
+        cifar_stem=cifar_stem,
+        sk_ratio=sk_ratio,
+        synchronized_bn=synchronized_bn,
+        name=name,
+    )
 
 
 def _scaled(channels, width_multiplier):
@@ -261,9 +370,10 @@ for _old_name, _layer in (("_SumBranches", SumBranches), ("_SelectBranches", Sel
 class _Builder:
     """Adds the reference's layers to a functional graph, with shared settings."""
 
-    def __init__(self, sk_ratio, synchronized_bn):
+    def __init__(self, sk_ratio, synchronized_bn, dtype):
         self.sk_ratio = sk_ratio
         self.synchronized_bn = synchronized_bn
+        self.dtype = dtype
 
     def conv(self, x, filters, kernel_size, strides, name):
         if strides > 1:
@@ -274,7 +384,10 @@ class _Builder:
                 pad_begin = pad_total // 2
                 padding = (pad_begin, pad_total - pad_begin)
                 x = keras.layers.ZeroPadding2D(
-                    (padding, padding), data_format="channels_last", name=f"{name}_pad"
+                    (padding, padding),
+                    data_format="channels_last",
+                    dtype=self.dtype,
+                    name=f"{name}_pad",
                 )(x)
             padding_mode = "valid"
         else:
@@ -287,6 +400,7 @@ class _Builder:
             use_bias=False,
             kernel_initializer="variance_scaling",
             data_format="channels_last",
+            dtype=self.dtype,
             name=name,
         )(x)
 
@@ -297,13 +411,14 @@ class _Builder:
             epsilon=_BN_EPSILON,
             gamma_initializer="zeros" if zero_init else "ones",
             synchronized=self.synchronized_bn,
+            dtype=self.dtype,
             name=name,
         )(x)
 
     def conv_bn_relu(self, x, filters, kernel_size, strides, name, suffix=""):
         x = self.conv(x, filters, kernel_size, strides, f"{name}_conv{suffix}")
         x = self.batch_norm(x, f"{name}_bn{suffix}")
-        return keras.layers.ReLU(name=f"{name}_relu{suffix}")(x)
+        return keras.layers.ReLU(dtype=self.dtype, name=f"{name}_relu{suffix}")(x)
 
     def stem(self, images, filters, cifar_stem):
         if cifar_stem:
@@ -319,7 +434,12 @@ class _Builder:
             x = self.conv_bn_relu(images, filters, 7, 2, "stem")
         # The reference max-pools with SAME padding rather than fixed padding.
         return keras.layers.MaxPooling2D(
-            3, strides=2, padding="same", data_format="channels_last", name="stem_pool"
+            3,
+            strides=2,
+            padding="same",
+            data_format="channels_last",
+            dtype=self.dtype,
+            name="stem_pool",
         )(x)
 
     def shortcut(self, x, filters, strides, prefix):
@@ -328,13 +448,17 @@ class _Builder:
             # shortcut sees every input position.
             if strides > 1:
                 x = keras.layers.ZeroPadding2D(
-                    ((0, 1), (0, 1)), data_format="channels_last", name=f"{prefix}_shortcut_pad"
+                    ((0, 1), (0, 1)),
+                    data_format="channels_last",
+                    dtype=self.dtype,
+                    name=f"{prefix}_shortcut_pad",
                 )(x)
             x = keras.layers.AveragePooling2D(
                 2,
                 strides=strides,
                 padding="same" if strides == 1 else "valid",
                 data_format="channels_last",
+                dtype=self.dtype,
                 name=f"{prefix}_shortcut_pool",
             )(x)
             x = self.conv(x, filters, 1, 1, f"{prefix}_shortcut_conv")
@@ -347,17 +471,17 @@ class _Builder:
         # exactly as the reference's SK_Conv2D computes them.
         x = self.conv(x, 2 * filters, 3, strides, f"{prefix}_sk_conv")
         x = self.batch_norm(x, f"{prefix}_sk_bn")
-        x = keras.layers.ReLU(name=f"{prefix}_sk_relu")(x)
-        fused = SumBranches(2, name=f"{prefix}_sk_fuse")(x)
+        x = keras.layers.ReLU(dtype=self.dtype, name=f"{prefix}_sk_relu")(x)
+        fused = SumBranches(2, dtype=self.dtype, name=f"{prefix}_sk_fuse")(x)
         fused = keras.layers.GlobalAveragePooling2D(
-            data_format="channels_last", keepdims=True, name=f"{prefix}_sk_pool"
+            data_format="channels_last", keepdims=True, dtype=self.dtype, name=f"{prefix}_sk_pool"
         )(fused)
         attention_dim = max(int(filters * self.sk_ratio), _SK_MIN_DIM)
         fused = self.conv(fused, attention_dim, 1, 1, f"{prefix}_sk_attention_conv")
         fused = self.batch_norm(fused, f"{prefix}_sk_attention_bn")
-        fused = keras.layers.ReLU(name=f"{prefix}_sk_attention_relu")(fused)
+        fused = keras.layers.ReLU(dtype=self.dtype, name=f"{prefix}_sk_attention_relu")(fused)
         logits = self.conv(fused, 2 * filters, 1, 1, f"{prefix}_sk_logits_conv")
-        return SelectBranches(2, name=f"{prefix}_sk_select")([x, logits])
+        return SelectBranches(2, dtype=self.dtype, name=f"{prefix}_sk_select")([x, logits])
 
     def basic_block(self, x, filters, strides, use_projection, prefix):
         shortcut = self.shortcut(x, filters, strides, prefix) if use_projection else x
@@ -365,8 +489,8 @@ class _Builder:
         x = self.conv_bn_relu(x, filters, 3, strides, prefix, "1")
         x = self.conv(x, filters, 3, 1, f"{prefix}_conv2")
         x = self.batch_norm(x, f"{prefix}_bn2", zero_init=True)
-        x = keras.layers.Add(name=f"{prefix}_add")([x, shortcut])
-        return keras.layers.ReLU(name=f"{prefix}_out")(x)
+        x = keras.layers.Add(dtype=self.dtype, name=f"{prefix}_add")([x, shortcut])
+        return keras.layers.ReLU(dtype=self.dtype, name=f"{prefix}_out")(x)
 
     def bottleneck_block(self, x, filters, strides, use_projection, prefix):
         out_filters = _BOTTLENECK_EXPANSION * filters
@@ -378,5 +502,5 @@ class _Builder:
             x = self.conv_bn_relu(x, filters, 3, strides, prefix, "2")
         x = self.conv(x, out_filters, 1, 1, f"{prefix}_conv3")
         x = self.batch_norm(x, f"{prefix}_bn3", zero_init=True)
-        x = keras.layers.Add(name=f"{prefix}_add")([x, shortcut])
-        return keras.layers.ReLU(name=f"{prefix}_out")(x)
+        x = keras.layers.Add(dtype=self.dtype, name=f"{prefix}_add")([x, shortcut])
+        return keras.layers.ReLU(dtype=self.dtype, name=f"{prefix}_out")(x)
