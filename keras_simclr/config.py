@@ -16,10 +16,7 @@ from keras_simclr import checks
 from keras_simclr.models import simclr as _simclr
 
 # The sections, in the order of `simclr --help`.
-SECTIONS = (
-    "job", "data", "model", "loss", "augmentation", "optimisation", "evaluation",
-    "checkpoints", "runtime",
-)
+SECTIONS = ("data", "model", "method", "optimizer", "evaluation", "runtime")
 
 MODES = ("train", "eval", "train_then_eval", "convert")
 TRAIN_MODES = ("pretrain", "finetune")
@@ -53,14 +50,13 @@ def _section(name):
     return lambda default, help, **checks: option(default, help, section=name, **checks)
 
 
-_job = _section("job")
 _data = _section("data")
 _model = _section("model")
-_loss = _section("loss")
-_augmentation = _section("augmentation")
-_optimisation = _section("optimisation")
+# The method: its objective and the views it compares (SimCLR's augmentations).
+_method = _section("method")
+_optimizer = _section("optimizer")
 _evaluation = _section("evaluation")
-_checkpoints = _section("checkpoints")
+# What to run, where to write it, checkpoints, devices and precision.
 _runtime = _section("runtime")
 
 
@@ -78,25 +74,25 @@ class Config:
     """
 
     # job
-    mode: str = _job(
+    mode: str = _runtime(
         "train_then_eval",
         "train, eval (a finished model_dir, or --checkpoint), train_then_eval, or convert (--checkpoint to Keras files in model_dir).",
         choices=MODES,
     )
-    train_mode: str = _job(
+    train_mode: str = _runtime(
         "pretrain",
         "pretrain (SimCLR), or finetune (also fine-tune with a fraction of the labels when evaluating).",
         choices=TRAIN_MODES,
     )
-    model_dir: str = _job(
+    model_dir: str = _runtime(
         "runs/fashion_mnist",
         "Where checkpoints, the saved models, logs and results go; rerunning resumes.",
     )
-    checkpoint: str | None = _job(
+    checkpoint: str | None = _runtime(
         None,
         "Official SimCLR v1/v2 weights: a TF1 checkpoint (prefix or directory) or TF2 SavedModel, local or gs://. --mode=convert writes them as Keras files; --mode=eval evaluates them (and fine-tunes them with --train_mode=finetune) instead of model_dir's encoder.",
     )
-    verify: bool = _job(
+    verify: bool = _runtime(
         False,
         "With --mode=convert and a SavedModel --checkpoint: run the SavedModel and the converted model on random images and print their largest differences.",
     )
@@ -127,51 +123,51 @@ class Config:
     )
     global_bn: bool = _model(True, "Synchronise batch-norm statistics across replicas.")
     # loss
-    method: str = _loss("simclr", "The self-supervised method: simclr.", choices=METHODS)
-    temperature: float = _loss(0.2, "NT-Xent temperature.")
-    objective: str = _loss(
+    method: str = _method("simclr", "The self-supervised method: simclr.", choices=METHODS)
+    temperature: float = _method(0.2, "NT-Xent temperature.")
+    objective: str = _method(
         "reference",
         "reference (twice the paper's NT-Xent: the sum of both directions' means, as the reference trains) or paper (the mean over the 2N views).",
         choices=OBJECTIVES,
     )
     # augmentation
-    color_jitter_strength: float | None = _augmentation(
+    color_jitter_strength: float | None = _method(
         None,
         "Colour jitter strength s; default from the preset (1.0 ImageNet, 0.5 CIFAR).",
     )
-    crop_scale: tuple = _augmentation(
+    crop_scale: tuple = _method(
         (0.08, 1.0),
         "Range low,high of the random crop's area as a fraction of the image (the paper: 0.08,1.0).",
     )
-    use_blur: bool | None = _augmentation(
+    use_blur: bool | None = _method(
         None, "Gaussian blur; default from the preset (on for ImageNet-sized images)."
     )
-    augment_in_model: bool = _augmentation(
+    augment_in_model: bool = _method(
         False, "Augment inside the training step instead of in the tf.data pipeline."
     )
     # optimisation
-    train_batch_size: int = _optimisation(
+    train_batch_size: int = _optimizer(
         256, "Global batch size (split evenly over the replicas).", at_least=1
     )
-    train_epochs: int = _optimisation(3, "Pretraining epochs (ignored when train_steps > 0).")
-    train_steps: int = _optimisation(0, "Pretraining steps; overrides train_epochs when > 0.")
-    optimizer: str = _optimisation(
+    train_epochs: int = _optimizer(3, "Pretraining epochs (ignored when train_steps > 0).")
+    train_steps: int = _optimizer(0, "Pretraining steps; overrides train_epochs when > 0.")
+    optimizer: str = _optimizer(
         "momentum", "lars, momentum (SGD Nesterov), or adam.", choices=OPTIMIZERS
     )
-    learning_rate: float = _optimisation(
+    learning_rate: float = _optimizer(
         0.6, "Base learning rate, scaled by learning_rate_scaling."
     )
-    learning_rate_scaling: str = _optimisation(
+    learning_rate_scaling: str = _optimizer(
         "linear",
         "linear (lr x batch/256) or sqrt (lr x sqrt(batch)).",
         choices=LEARNING_RATE_SCALINGS,
     )
-    warmup_epochs: float = _optimisation(0.3, "Linear warm-up epochs before the cosine decay.")
-    weight_decay: float = _optimisation(
+    warmup_epochs: float = _optimizer(0.3, "Linear warm-up epochs before the cosine decay.")
+    weight_decay: float = _optimizer(
         1e-4,
         "Weight decay: inside LARS (not on batch-norm parameters and biases); for momentum and adam an L2 term on every weight but batch norm, as the reference.",
     )
-    momentum: float = _optimisation(0.9, "Momentum of LARS / SGD.")
+    momentum: float = _optimizer(0.9, "Momentum of LARS / SGD.")
     # evaluation
     lineareval_while_pretraining: bool = _evaluation(
         True,
@@ -204,11 +200,11 @@ class Config:
         "Projection-head layer fine-tuning starts from (train_mode=finetune): 0 is h, 1 the first layer; default 1 (SimCLRv2) when the head has a layer. With --mode=convert: the layer the checkpoint's classifier reads (default 1 for a finetuned_* release, else 0).",
     )
     # checkpoints
-    checkpoint_epochs: int = _checkpoints(
+    checkpoint_epochs: int = _runtime(
         1, "Save a checkpoint every this many epochs (0: off)."
     )
-    checkpoint_steps: int = _checkpoints(0, "Save a checkpoint every this many steps (0: off).")
-    keep_checkpoint_max: int = _checkpoints(3, "Checkpoints to keep.", at_least=1)
+    checkpoint_steps: int = _runtime(0, "Save a checkpoint every this many steps (0: off).")
+    keep_checkpoint_max: int = _runtime(3, "Checkpoints to keep.", at_least=1)
     # runtime
     strategy: str = _runtime(
         "auto", "auto, one_device, mirrored, multi_worker (TF_CONFIG), or tpu."

@@ -16,7 +16,7 @@ def test_every_field_has_a_section_and_help_and_config_stays_flat():
     job = config.Config(train_batch_size=64, resnet_depth=50)
     assert job.train_batch_size == 64 and runner.Config is config.Config
     assert job.section("model")["resnet_depth"] == 50
-    assert "learning_rate" in job.section("optimisation")
+    assert "learning_rate" in job.section("optimizer")
 
 
 @pytest.mark.parametrize(
