@@ -19,12 +19,15 @@ One import path per concept:
 
 __version__ = "0.1.0"
 
-# Importing the package loads TensorFlow, so the command line's quiet start happens
-# here, first; it changes nothing for a program that imports keras_simclr.
+# Importing the package loads TensorFlow and Keras, so the command line's quiet
+# start and its choice of backend (--backend) happen here, first; they change
+# nothing for a program that imports keras_simclr.
 from keras_simclr import cli as _cli
 
 if _cli.started_as_command_line():
     _cli.quiet_start()
+    # Before any module below imports Keras, which fixes its backend then.
+    _cli.select_backend()
 
 from keras_simclr import augment  # noqa: E402
 from keras_simclr import data  # noqa: E402
