@@ -215,3 +215,15 @@ def test_data_parallel_sets_the_distribution_and_tf_strategies_explain_the_jax_w
         distribute.resolve_strategy("mirrored")
     with pytest.raises(ValueError, match="xla_force_host_platform_device_count"):
         distribute.split_cpu(2)
+
+
+def test_data_parallel_fit_from_arrays_drops_the_partial_batch():
+    view_1, view_2 = _views(n=10)
+    with keras.distribution.DataParallel(devices=jax.devices("cpu")).scope():
+        model = _model()
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        with pytest.raises(ValueError, match="multiple of the number of replicas"):
+            model.fit((view_1, view_2), batch_size=5, epochs=1, verbose=0)
+        model.fit((view_1, view_2), batch_size=4, epochs=1, verbose=0)
+    # 10 examples in batches of 4: two steps, the partial batch of 2 dropped.
+    assert int(model.optimizer.iterations.numpy()) == 2
