@@ -4,7 +4,10 @@ The step is the JAX trainer's stateless step; `keras.distribution.DataParallel`
 over the two CPU devices of conftest.py must train exactly as one device.
 """
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import keras
@@ -227,3 +230,36 @@ def test_data_parallel_fit_from_arrays_drops_the_partial_batch():
         model.fit((view_1, view_2), batch_size=4, epochs=1, verbose=0)
     # 10 examples in batches of 4: two steps, the partial batch of 2 dropped.
     assert int(model.optimizer.iterations.numpy()) == 2
+
+
+_LOAD_ON_TENSORFLOW = """
+import sys
+import keras
+import numpy as np
+import keras_simclr  # registers SimCLR, LARS, ... with keras.saving
+
+model = keras.models.load_model(sys.argv[1])
+assert keras.backend.backend() == "tensorflow"
+np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
+print(int(model.optimizer.iterations.numpy()), int(model.probe_optimizer.iterations.numpy()))
+"""
+
+
+def test_model_saved_on_jax_loads_on_tensorflow(tmp_path):
+    view_1, view_2 = _views(n=8)
+    model = _model(num_classes=2)
+    model.compile(optimizer=optimizers.LARS(0.5), probe_optimizer=keras.optimizers.Adam(0.01))
+    model.fit((view_1, view_2), np.arange(8) % 2, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    model.save(tmp_path / "simclr.keras")
+    np.save(tmp_path / "views.npy", view_1)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_ON_TENSORFLOW, str(tmp_path / "simclr.keras"),
+         str(tmp_path / "views.npy"), str(tmp_path / "h.npy")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["2", "2"]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "h.npy"), model.predict(view_1, verbose=0), rtol=1e-5, atol=1e-6
+    )
