@@ -59,6 +59,28 @@ def quiet_start():
         os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU,TPU,TPU_SYSTEM")
 
 
+def select_backend(argv=None):
+    """Sets Keras' backend from `--backend` before the package imports Keras.
+
+    Called while `keras_simclr` is imported as the command line, so that
+    `simclr --backend=jax` takes effect (Keras fixes its backend when first
+    imported); without the flag the `KERAS_BACKEND` environment variable (else
+    TensorFlow) decides. An unknown value, or one that contradicts a Keras
+    already imported, ends the program with the message and status 2, as a bad
+    flag does.
+
+    Args:
+        argv: the command line; `sys.argv` when `None`.
+    """
+    from keras_simclr import backends
+
+    try:
+        backends.select(backends.from_argv(sys.argv if argv is None else argv))
+    except ValueError as error:
+        print(f"simclr: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _define_flags(flag_values=flags.FLAGS):
     """One flag per field of `keras_simclr.config.Config`: its default, help and choices."""
     from keras_simclr import config

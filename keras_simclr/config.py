@@ -12,6 +12,7 @@ import dataclasses
 import json
 import typing
 
+from keras_simclr import backends as _backends
 from keras_simclr import checks
 from keras_simclr.models import simclr as _simclr
 
@@ -28,6 +29,7 @@ PROBE_OPTIMIZERS = ("adam", "shared")
 MIXED_PRECISION = ("auto", "off", "bfloat16", "float16")
 EVAL_PROTOCOLS = ("linear", "knn")
 OBJECTIVES = tuple(_simclr.OBJECTIVES)
+BACKENDS = _backends.BACKENDS
 
 
 def option(default, help, *, section=None, choices=None, at_least=None):
@@ -206,6 +208,14 @@ class Config:
     checkpoint_steps: int = _runtime(0, "Save a checkpoint every this many steps (0: off).")
     keep_checkpoint_max: int = _runtime(3, "Checkpoints to keep.", at_least=1)
     # runtime
+    backend: str | None = _runtime(
+        None,
+        "Keras backend: tensorflow or jax (default: the KERAS_BACKEND environment "
+        "variable, else tensorflow). The flag takes effect before Keras is imported. "
+        "On jax, data parallelism (keras.distribution) spans all local devices and "
+        "--strategy, --cpu_devices and --tpu_name do not apply.",
+        choices=BACKENDS,
+    )
     strategy: str = _runtime(
         "auto", "auto, one_device, mirrored, multi_worker (TF_CONFIG), or tpu."
     )
@@ -322,7 +332,8 @@ def check_fields(instance):
     for field_ in dataclasses.fields(instance):
         value = getattr(instance, field_.name)
         choices = field_.metadata.get("choices")
-        if choices is not None:
+        # A field whose default is None ("unset", e.g. `backend`) may stay None.
+        if choices is not None and not (value is None and field_.default is None):
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 checks.one_of(field_.name, item, choices)
         at_least = field_.metadata.get("at_least")

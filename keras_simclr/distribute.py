@@ -11,22 +11,51 @@ identity (or returns 0 / 1).
 Works in the replica context of `tf.distribute.MirroredStrategy`,
 `MultiWorkerMirroredStrategy` and `TPUStrategy` (inside `strategy.run`, i.e. in a
 Keras `train_step` under `fit()`), and without any strategy.
+
+On Keras' JAX backend there are no replicas to talk to: the step is one program on
+the global batch, which `keras.distribution.DataParallel` shards over the devices,
+and XLA inserts the collectives that the global loss, the gathered negatives and
+global batch norm need. There every cross-replica function here is the identity
+(one "replica"), `data_parallel` sets the distribution up, and TensorFlow is not
+imported.
 """
 
-import tensorflow as tf
+import contextlib
+
+import keras
 
 from keras_simclr import checks
 
 _STRATEGY_NAMES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
+def _tf():
+    # Imported on first use, so that the JAX backend runs without TensorFlow.
+    import tensorflow as tf
+
+    return tf
+
+
+def uses_tf_distribute():
+    """Whether Keras' backend is TensorFlow, whose replicas `tf.distribute` runs.
+
+    Returns:
+        `True` on the TensorFlow backend; `False` on JAX, where
+        `keras.distribution` shards one program over the devices instead.
+    """
+    return keras.backend.backend() == "tensorflow"
+
+
 def _replica_context():
     """The replica context when more than one replica runs in sync, else `None`.
 
     In a cross-replica context (`with strategy.scope():` outside `strategy.run`)
-    tensors hold the global batch already, so there is nothing to gather.
+    tensors hold the global batch already, so there is nothing to gather; neither
+    is there under JAX, whose step always sees the global batch.
     """
-    context = tf.distribute.get_replica_context()
+    if not uses_tf_distribute():
+        return None
+    context = _tf().distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return None
     return context
@@ -47,7 +76,9 @@ def num_replicas():
     >>> keras_simclr.distribute.num_replicas()
     1
     """
-    return int(tf.distribute.get_strategy().num_replicas_in_sync)
+    if not uses_tf_distribute():
+        return 1
+    return int(_tf().distribute.get_strategy().num_replicas_in_sync)
 
 
 def replica_index():
@@ -61,6 +92,9 @@ def replica_index():
     >>> int(keras_simclr.distribute.replica_index())
     0
     """
+    if not uses_tf_distribute():
+        return keras.ops.convert_to_tensor(0, "int32")
+    tf = _tf()
     context = tf.distribute.get_replica_context()
     if context is None:
         return tf.constant(0, tf.int32)
@@ -128,6 +162,7 @@ def replica_offset(local_size):
     context = _replica_context()
     if context is None:
         return 0
+    tf = _tf()
     sizes = context.all_gather(tf.reshape(tf.cast(local_size, tf.int32), [1]), axis=0)
     index = tf.cast(context.replica_id_in_sync_group, tf.int32)
     return tf.reduce_sum(sizes[:index])
@@ -160,7 +195,7 @@ def sum_across_replicas(x):
     context = _replica_context()
     if context is None:
         return x
-    return context.all_reduce(tf.distribute.ReduceOp.SUM, x)
+    return context.all_reduce(_tf().distribute.ReduceOp.SUM, x)
 
 
 def per_replica_batch_size(global_batch_size, num_replicas):
@@ -232,6 +267,8 @@ def resolve_strategy(name="auto", tpu_name=None, devices=None):
         model = keras_simclr.models.SimCLR(...)
     ```
     """
+    _require_tf_distribute("resolve_strategy")
+    tf = _tf()
     if name not in _STRATEGY_NAMES:
         raise ValueError(
             f"Unknown distribution strategy. Received: name={name!r}. Expected one "
@@ -287,6 +324,8 @@ def split_cpu(num_devices):
         raise ValueError(
             f"`num_devices` must be an integer >= 1. Received: num_devices={num_devices!r}"
         )
+    _require_tf_distribute("split_cpu")
+    tf = _tf()
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(
@@ -304,7 +343,128 @@ def split_cpu(num_devices):
 
 
 def _tpu_strategy(tpu_name):
+    tf = _tf()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _require_tf_distribute(function):
+    if not uses_tf_distribute():
+        raise ValueError(
+            f"`keras_simclr.distribute.{function}` sets up `tf.distribute`, which "
+            "only the TensorFlow backend runs; Keras' backend is "
+            f"{keras.backend.backend()!r}. On JAX use "
+            "`keras_simclr.distribute.data_parallel()` (and, for several CPU "
+            "devices, XLA_FLAGS=--xla_force_host_platform_device_count=N set before "
+            "JAX is imported)."
+        )
+
+
+def num_batch_shards(model=None):
+    """How many parts the global batch is split into for a training step.
+
+    Args:
+        model: optional Keras model; on TensorFlow its `distribute_strategy` is
+            asked, else the current strategy.
+
+    Returns:
+        A Python `int`: the replicas in sync on TensorFlow; on JAX the size of the
+        batch axis of the `keras.distribution` set (1 without one).
+    """
+    if uses_tf_distribute():
+        strategy = model.distribute_strategy if model is not None else _tf().distribute.get_strategy()
+        return int(strategy.num_replicas_in_sync)
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    mesh = distribution.device_mesh
+    return int(mesh.shape[mesh.axis_names.index(distribution.batch_dim_name)])
+
+
+def is_tpu(model=None):
+    """Whether the model trains under a `tf.distribute.TPUStrategy` (static shapes)."""
+    if not uses_tf_distribute():
+        return False
+    strategy = model.distribute_strategy if model is not None else _tf().distribute.get_strategy()
+    return isinstance(strategy, _tf().distribute.TPUStrategy)
+
+
+def strategy_scope(model=None):
+    """The context under which models and optimizers create their variables.
+
+    Args:
+        model: optional Keras model; on TensorFlow its `distribute_strategy`, else
+            the current strategy, gives the scope.
+
+    Returns:
+        A context manager: the `tf.distribute` strategy's `scope()` on TensorFlow;
+        on JAX a no-op, as `keras.distribution.set_distribution` lays out every
+        variable created while it is set.
+    """
+    if not uses_tf_distribute():
+        return contextlib.nullcontext()
+    if model is not None:
+        return model.distribute_strategy.scope()
+    return _tf().distribute.get_strategy().scope()
+
+
+def synchronized_batch_norm(synchronized):
+    """The `synchronized` argument a `BatchNormalization` layer gets here.
+
+    Global batch norm (Section 2.2) needs `synchronized=True` under `tf.distribute`,
+    whose replicas each see their shard. On JAX the layer sees the global batch,
+    sharded by `keras.distribution`, so its statistics are global already; Keras
+    rejects `synchronized=True` there, hence `False`.
+
+    Args:
+        synchronized: bool, whether the statistics should cover the global batch.
+
+    Returns:
+        `synchronized` on TensorFlow, `False` on other backends.
+    """
+    return bool(synchronized) and uses_tf_distribute()
+
+
+def data_parallel(devices=None):
+    """Data parallelism over several devices on Keras' JAX backend.
+
+    The JAX counterpart of `resolve_strategy("mirrored")`: a
+    `keras.distribution.DataParallel` over `devices` (all devices when `None`),
+    set as Keras' global distribution. Weights and optimizer state are replicated,
+    every batch is split along its first axis, and the step still computes the loss
+    of the global batch: the NT-Xent negatives of every device and global batch norm
+    (Section 2.2) come from the sharding, the collectives from XLA. Set it before
+    creating the model, so that its variables are laid out on every device.
+
+    Args:
+        devices: optional list of JAX device names or `jax.Device`s, e.g.
+            `keras.distribution.list_devices()`; for N CPU devices set
+            `XLA_FLAGS=--xla_force_host_platform_device_count=N` before JAX is
+            imported.
+
+    Returns:
+        The `keras.distribution.DataParallel` set, or `None` (nothing set) with a
+        single device.
+
+    Example:
+
+    ```python
+    keras_simclr.distribute.data_parallel()  # all local devices
+    model = keras_simclr.models.SimCLR(...)
+    model.fit(views, batch_size=512)
+    ```
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "`keras_simclr.distribute.data_parallel` distributes on Keras' JAX "
+            f"backend; the backend is {keras.backend.backend()!r}. On TensorFlow use "
+            "`keras_simclr.distribute.resolve_strategy('mirrored')`."
+        )
+    devices = list(devices) if devices is not None else keras.distribution.list_devices()
+    if len(devices) == 1:
+        return None
+    distribution = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(distribution)
+    return distribution

@@ -5,7 +5,9 @@ view of a batch of N examples against the other 2N - 1 views: its pair is the
 positive, the 2N - 2 others are negatives. Under `tf.distribute` the negatives are
 the projections of all replicas (Section 2.2), gathered by
 `keras_simclr.distribute.cross_replica_concat`, and each replica returns its share
-of the global mean, so that R replicas train exactly the one-device objective.
+of the global mean, so that R replicas train exactly the one-device objective. On
+Keras' JAX backend the loss sees the global batch, sharded by `keras.distribution`,
+and returns the global mean.
 
 - `nt_xent`: the loss with its logits, labels and the two metrics SimCLR logs.
 - `NTXent`: the same loss as a `keras.losses.Loss` for `model.compile(loss=...)`.
@@ -120,10 +122,12 @@ def _nt_xent_terms(z_a, z_b, temperature, normalize):
     # Candidates are [views a of all replicas; views b of all replicas]; this
     # replica's example i sits at offset + i in each half.
     own = ops.cast(ops.arange(n) + offset, "int32")
+    # Before the cast: a static batch size stays a Python int, which JAX's arange
+    # needs under `jit`.
+    columns = ops.arange(2 * global_n, dtype="int32")
     global_n = ops.cast(global_n, "int32")
     self_columns = ops.concatenate([own, own + global_n], axis=0)
     labels = ops.concatenate([own + global_n, own], axis=0)
-    columns = ops.arange(2 * global_n, dtype="int32")
     is_self = ops.equal(ops.expand_dims(columns, 0), ops.expand_dims(self_columns, 1))
     logits = ops.where(is_self, ops.convert_to_tensor(-LARGE_NUM, dtype), logits)
 

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from keras_simclr import augment
+from keras_simclr import backends
 from keras_simclr import config as config_lib
 from keras_simclr import data
 from keras_simclr import distribute
@@ -383,7 +384,22 @@ def _epoch_segments(start_step, total_steps, steps_per_epoch):
 
 
 def resolve_strategy(config):
-    """The strategy of `config`; `cpu_devices` mirrors over that many CPU devices."""
+    """The strategy of `config`; `cpu_devices` mirrors over that many CPU devices.
+
+    On Keras' JAX backend `tf.distribute` has no part: `keras.distribution`
+    would shard each global batch over all local devices. The job's resumable
+    pretraining checkpoints with `tf.train.Checkpoint`, which tracks TensorFlow
+    variables only, so on JAX it stops here with what to do instead.
+    """
+    if backends.select(config.backend) != "tensorflow":
+        raise ValueError(
+            "The command line pretrains with resumable tf.train.Checkpoint "
+            "checkpoints, which need Keras' TensorFlow backend; the backend is "
+            f"{keras.backend.backend()!r}. Run the job with --backend=tensorflow, or "
+            "pretrain on JAX from Python: keras_simclr.distribute.data_parallel(), "
+            "keras_simclr.models.SimCLR(...).fit(...), model.save('simclr.keras') "
+            "(see the README's section on backends)."
+        )
     if config.cpu_devices:
         if config.strategy not in ("auto", "mirrored"):
             raise ValueError(

@@ -275,6 +275,15 @@ class _ImageLayer(BaseImagePreprocessingLayer):
     def __call__(self, inputs, *args, **kwargs):
         images = self._standardize_images(inputs)
         if (
+            not self.built
+            and keras.backend.backend() != "tensorflow"
+            and not isinstance(images, keras.KerasTensor)
+            and backend_utils.in_tf_graph()
+        ):
+            # Keras' other backends do not read the shape of a TensorFlow tensor
+            # when they build a layer inside tf.data (they pass None): build here.
+            self.build(tuple(images.shape))
+        if (
             keras.backend.standardize_dtype(images.dtype) == "uint8"
             and not isinstance(images, keras.KerasTensor)
             and backend_utils.in_tf_graph()

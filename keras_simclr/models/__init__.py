@@ -14,8 +14,23 @@
   compares a conversion with the SavedModel it came from.
 """
 
-from keras_simclr.models.convert import from_reference_checkpoint
-from keras_simclr.models.convert import verify_saved_model
+try:
+    from keras_simclr.models.convert import from_reference_checkpoint
+    from keras_simclr.models.convert import verify_saved_model
+except ModuleNotFoundError as error:
+    # The converter reads TensorFlow checkpoints; on a JAX machine without
+    # TensorFlow the rest of the package works, and these two names explain.
+    if not (error.name or "").startswith("tensorflow"):
+        raise
+    _CONVERT_NAMES = ("from_reference_checkpoint", "verify_saved_model")
+
+    def __getattr__(name):
+        if name in _CONVERT_NAMES:
+            raise ImportError(
+                f"keras_simclr.models.{name} reads TensorFlow checkpoints and needs "
+                "TensorFlow, which is not installed: pip install 'tensorflow>=2.21,<2.22'."
+            )
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 from keras_simclr.models.heads import linear_probe
 from keras_simclr.models.heads import projection_head

@@ -6,17 +6,23 @@ modules (heads, predictors) to the base's `__init__`, lists its logged values in
 Everything else is here: making the views, the encoder pass, the online linear probe
 and its optimizer, regularisation, replica-correct logs, batch and shape checks, the
 `fit()` override, compilation and serialisation.
+
+The step runs on Keras' TensorFlow backend (a `tf.GradientTape` step, replicas of a
+`tf.distribute` strategy) and on its JAX backend (a stateless step on the global
+batch, sharded by `keras.distribution`); `compute_objective` is the same on both.
 """
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from keras_simclr import distribute
 from keras_simclr import optimizers
 from keras_simclr.images import to_unit_float
+from keras_simclr.models import inputs
 from keras_simclr.models.heads import linear_probe
+from keras_simclr.models.jax_state import JaxState
+from keras_simclr.models.jax_state import current_values
 
 # Order matters: the step sums these shares across replicas in one all-reduce.
 _PROBE_METRICS = ("probe_loss", "probe_accuracy")
@@ -40,7 +46,7 @@ def replica_share(values):
 
 
 @keras.saving.register_keras_serializable(package="keras_simclr")
-class SelfSupervisedModel(keras.Model):
+class SelfSupervisedModel(JaxState, keras.Model):
     """Base of self-supervised methods trained with `model.fit()` on views of images.
 
     Owns what does not depend on the method, as solo-learn's `BaseMethod` does:
@@ -61,8 +67,9 @@ class SelfSupervisedModel(keras.Model):
     first, then any values to log. Each value is this replica's share of the
     global value (see `replica_share`): summed over replicas, it is the value of the
     global batch, and the loss's gradients summed by `tf.distribute` are the
-    single-device gradients. Write it with `keras.ops` so that it runs on every
-    backend; the step that calls it is TensorFlow's (`tf.GradientTape`) for now.
+    single-device gradients (on JAX there is one share, the global value). Write it
+    with `keras.ops`: the same hook runs in TensorFlow's `tf.GradientTape` step and
+    in JAX's stateless step.
 
     When `num_classes` is set and the batches carry labels, the probe trains at the
     same time on the encodings of every view; its gradient never reaches the
@@ -215,7 +222,7 @@ class SelfSupervisedModel(keras.Model):
         probe_optimizer=None,
         run_eagerly=False,
         steps_per_execution=1,
-        jit_compile=False,
+        jit_compile="auto",
     ):
         """Configures the model for pretraining.
 
@@ -227,10 +234,15 @@ class SelfSupervisedModel(keras.Model):
                 it the probe shares `optimizer`; a `LARS` optimizer then steps it
                 with plain momentum (no weight decay, no trust ratio).
             run_eagerly: run the steps eagerly (debugging).
-            steps_per_execution: steps per `tf.function` call.
-            jit_compile: compile the step with XLA. Off by default: on CPU XLA made
-                the step slower; TPUs compile with XLA regardless.
+            steps_per_execution: steps per `tf.function` (or `jax.jit`) call.
+            jit_compile: compile the step with XLA, or `"auto"` (the default):
+                off on TensorFlow, where XLA made the step slower on CPU (TPUs
+                compile with XLA regardless), on under JAX, whose steps run op by
+                op without it.
         """
+        self._jit_compile_argument = jit_compile
+        if jit_compile == "auto":
+            jit_compile = keras.backend.backend() == "jax"
         super().compile(
             optimizer=optimizer,
             run_eagerly=run_eagerly,
@@ -255,7 +267,7 @@ class SelfSupervisedModel(keras.Model):
                 probe_optimizer=self.probe_optimizer,
                 run_eagerly=self.run_eagerly,
                 steps_per_execution=self.steps_per_execution,
-                jit_compile=self.jit_compile,
+                jit_compile=getattr(self, "_jit_compile_argument", self.jit_compile),
             )
         )
 
@@ -268,7 +280,7 @@ class SelfSupervisedModel(keras.Model):
             probe_optimizer=config.get("probe_optimizer"),
             run_eagerly=config.get("run_eagerly", False),
             steps_per_execution=config.get("steps_per_execution", 1),
-            jit_compile=config.get("jit_compile", False),
+            jit_compile=config.get("jit_compile", "auto"),
         )
         self.build_optimizers()
 
@@ -280,9 +292,10 @@ class SelfSupervisedModel(keras.Model):
         """Creates the optimizers' variables under the model's strategy scope.
 
         Needed before restoring a `tf.train.Checkpoint` of the optimizers; `fit()`
-        and loading a `.keras` file call it.
+        and loading a `.keras` file call it. On JAX the variables take the layout
+        of the `keras.distribution` set, if any.
         """
-        with self.distribute_strategy.scope():
+        with distribute.strategy_scope(self):
             trained = self._trained_variables()
             if self.probe_optimizer is None:
                 if not self.optimizer.built:
@@ -307,39 +320,43 @@ class SelfSupervisedModel(keras.Model):
         # only the optimizers' slots remain to be created, under the strategy scope.
         self.build_optimizers()
 
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # The JAX trainer's counterpart of `_maybe_symbolic_build`: Keras would build
+        # the optimizer on every trainable variable, the probe's included, which a
+        # separate probe optimizer steps instead.
+        self.build_optimizers()
+        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
+
     # Training ----------------------------------------------------------------
 
     def fit(self, x=None, y=None, batch_size=None, **kwargs):
-        strategy = self.distribute_strategy
-        replicas = strategy.num_replicas_in_sync
-        if replicas > 1 and _is_array_data(x):
+        replicas = distribute.num_batch_shards(self)
+        if replicas > 1 and inputs.is_array_data(x):
             # Keras' array adapter ends an epoch with a partial batch, which cannot
             # be split evenly over the replicas; drop it instead.
-            x, y, batch_size = _arrays_to_dataset(
+            x, y, batch_size = inputs.arrays_to_dataset(
                 x, y, batch_size, kwargs.get("shuffle", True), replicas
             ), None, None
-        _check_global_batch(
-            x, batch_size, replicas, static=isinstance(strategy, tf.distribute.TPUStrategy)
-        )
+        inputs.check_global_batch(x, batch_size, replicas, static=distribute.is_tpu(self))
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One training step: `train_step(data)` on TensorFlow, `(state, data)` on JAX.
+
+        On TensorFlow a `tf.GradientTape` step that updates the variables; on JAX
+        the stateless step Keras' JAX trainer calls, which returns the logs and the
+        new state `(trainable, non_trainable, optimizer, metrics)` values.
+        """
+        if keras.backend.backend() == "jax":
+            return self._stateless_train_step(*args)
+        (data,) = args
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         labels = self._labels(y)
         views = self._views(x, training=True)
         trained_variables = self._trained_variables()
         probe_variables = self._probe_variables()
-        with tf.GradientTape() as tape:
-            h = self._encode(views, training=True)
-            objective = self._objective(views, h, training=True)
-            total = objective["loss"] + self._regularization_share()
-            shares = list(objective.values())
-            if labels is not None:
-                probe_loss, probe_accuracy = self._probe_shares(
-                    ops.concatenate(h, axis=0), labels, training=True, copies=len(h)
-                )
-                total = total + probe_loss
-                shares += [probe_loss, probe_accuracy]
+        with _tf().GradientTape() as tape:
+            total, shares = self._training_objective(views, labels)
             scaled = self.optimizer.scale_loss(total)
         gradients = tape.gradient(scaled, trained_variables + probe_variables)
         if self.probe_optimizer is None:
@@ -354,7 +371,40 @@ class SelfSupervisedModel(keras.Model):
             )
         return self._log(shares)
 
-    def test_step(self, data):
+
+    def _training_objective(self, views, labels):
+        """The training objective (a float32 scalar) and the shares to log."""
+        h = self._encode(views, training=True)
+        objective = self._objective(views, h, training=True)
+        total = objective["loss"] + self._regularization_share()
+        shares = list(objective.values())
+        if labels is not None:
+            probe_loss, probe_accuracy = self._probe_shares(
+                ops.concatenate(h, axis=0), labels, training=True, copies=len(h)
+            )
+            total = total + probe_loss
+            shares += [probe_loss, probe_accuracy]
+        return total, shares
+
+
+    def test_step(self, *args):
+        """One evaluation step: `test_step(data)` on TensorFlow, `(state, data)` on JAX."""
+        if keras.backend.backend() != "jax":
+            (data,) = args
+            values, names, count = self._evaluation_shares(data)
+            return self._log(values, names, weight=count, reduced=True)
+        (trainable, non_trainable, metrics_values), data = args
+        mapping = list(zip(self.trainable_variables, trainable))
+        mapping += list(zip(self.non_trainable_variables, non_trainable))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            values, names, count = self._evaluation_shares(data)
+        non_trainable = current_values(scope, self.non_trainable_variables, non_trainable)
+        logs, metrics_values = self._stateless_log(
+            metrics_values, values, names, weight=count, reduced=True
+        )
+        return logs, (trainable, non_trainable, metrics_values)
+
+    def _evaluation_shares(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         labels = self._labels(y)
         shares = []
@@ -390,7 +440,8 @@ class SelfSupervisedModel(keras.Model):
         count = totals[-1]
         values = [totals[i] for i in range(len(shares))]
         values += [totals[len(shares) + i] / count for i in range(len(probe_sums))]
-        return self._log(values, names, weight=count, reduced=True)
+        return values, names, count
+
 
     # Step pieces -------------------------------------------------------------
 
@@ -468,6 +519,7 @@ class SelfSupervisedModel(keras.Model):
         # None, so the static check above sees nothing: check at run time too.
         unknown = [i for i, (e, r) in enumerate(zip(expected, received)) if e and r is None]
         if unknown:
+            tf = _tf()
             actual = tf.gather(tf.shape(images)[1:], unknown)
             check = tf.debugging.assert_equal(
                 actual,
@@ -537,7 +589,7 @@ class SelfSupervisedModel(keras.Model):
         for i, name in enumerate(names):
             self._trackers[name].update_state(totals[i], sample_weight=weight)
         logs = {name: self._trackers[name].result() for name in names}
-        if _spans_workers(self.distribute_strategy):
+        if distribute.uses_tf_distribute() and _spans_workers(self.distribute_strategy):
             # Keras reduces the logs of a multi-worker step with
             # strategy.reduce("MEAN", v, axis=0), which rejects scalars
             # (keras-team/keras#20585); the values are already global, so give
@@ -568,6 +620,8 @@ class SelfSupervisedModel(keras.Model):
         config.setdefault("probe_batch_norm", False)
         for key in cls.serialized_arguments + ("augmenters",):
             if config.get(key) is not None:
+                if not distribute.uses_tf_distribute():
+                    config[key] = _without_synchronized_batch_norm(config[key])
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
@@ -587,14 +641,41 @@ def _as_augmenter_list(augmenters, num_views):
     return list(augmenters)
 
 
+def _tf():
+    # Imported on first use: the JAX backend runs without TensorFlow.
+    import tensorflow as tf
+
+    return tf
+
+
+def _without_synchronized_batch_norm(config):
+    """A layer config whose batch-norm layers have `synchronized=False`.
+
+    Models trained on several TensorFlow replicas synchronise their batch norm;
+    Keras' other backends refuse the flag, and under JAX the statistics cover the
+    global batch anyway (`distribute.synchronized_batch_norm`), so the config is
+    loaded without it.
+    """
+    if isinstance(config, dict):
+        config = {key: _without_synchronized_batch_norm(value) for key, value in config.items()}
+        if config.get("class_name") == "BatchNormalization" and isinstance(
+            config.get("config"), dict
+        ):
+            config["config"] = dict(config["config"], synchronized=False)
+        return config
+    if isinstance(config, list):
+        return [_without_synchronized_batch_norm(value) for value in config]
+    return config
+
+
 def _spans_workers(strategy):
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if not isinstance(strategy, _tf().distribute.MultiWorkerMirroredStrategy):
         return False
     return strategy.num_replicas_in_sync > len(strategy.extended.worker_devices)
 
 
 def _check_rank(images, what):
-    if images.shape.rank != 4:
+    if len(images.shape) != 4:
         raise ValueError(
             f"Expected {what} as a 4-D batch (batch, height, width, channels). "
             f"Received shape {tuple(images.shape)}."
@@ -605,43 +686,3 @@ def _to_float_images(images):
     return to_unit_float(ops.convert_to_tensor(images))
 
 
-def _is_array_data(x):
-    leaves = tf.nest.flatten(x) if isinstance(x, (tuple, list)) else [x]
-    return bool(leaves) and all(
-        isinstance(leaf, (np.ndarray, tf.Tensor)) for leaf in leaves
-    )
-
-
-def _arrays_to_dataset(x, y, batch_size, shuffle, replicas):
-    batch_size = batch_size or 32
-    distribute.per_replica_batch_size(batch_size, replicas)
-    elements = tuple(x) if isinstance(x, (tuple, list)) else x
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (elements,) if y is None else (elements, y)
-    )
-    if shuffle:
-        dataset = dataset.shuffle(len(tf.nest.flatten(x)[0]), reshuffle_each_iteration=True)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def _check_global_batch(x, batch_size, replicas, static=False):
-    """Fails early, before tracing, when the global batch cannot be split evenly.
-
-    Replicas may hold different numbers of examples (a partial last batch): the
-    loss gathers the sizes. TPUs need static shapes, hence `static`.
-    """
-    if replicas <= 1 and not static:
-        return
-    if isinstance(x, tf.data.Dataset):
-        leaves = tf.nest.flatten(x.element_spec)
-        size = leaves[0].shape[0] if leaves and leaves[0].shape.rank else None
-        if size is None and static:
-            raise ValueError(
-                "Training on TPUs needs a static global batch size: batch the "
-                "dataset with `drop_remainder=True` and a batch size that is a "
-                f"multiple of {replicas}."
-            )
-    else:
-        size = batch_size
-    if size is not None:
-        distribute.per_replica_batch_size(size, replicas)

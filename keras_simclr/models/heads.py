@@ -15,6 +15,7 @@ import numbers
 
 import keras
 from keras_simclr import checks
+from keras_simclr import distribute
 
 # The reference's BATCH_NORM_DECAY and BATCH_NORM_EPSILON, as in the encoder.
 _BN_MOMENTUM = 0.9
@@ -113,7 +114,7 @@ def projection_head(
                 # z is normalised before the loss, so the last layer keeps no
                 # offset, as the reference's `center=use_bias` with no bias.
                 center=not is_last,
-                synchronized=synchronized_bn,
+                synchronized=distribute.synchronized_batch_norm(synchronized_bn),
                 name=f"{name}_bn{layer}",
             )(x)
         if not is_last:
@@ -214,7 +215,7 @@ def linear_probe(
             epsilon=_BN_EPSILON,
             center=False,
             scale=False,
-            synchronized=synchronized_bn,
+            synchronized=distribute.synchronized_batch_norm(synchronized_bn),
             name=f"{name}_bn",
         )(x)
     logits = keras.layers.Dense(

@@ -32,6 +32,7 @@ import keras
 from keras import ops
 
 from keras_simclr import checks
+from keras_simclr import distribute
 
 # The reference's BATCH_NORM_DECAY and BATCH_NORM_EPSILON.
 _BN_MOMENTUM = 0.9
@@ -410,7 +411,7 @@ class _Builder:
             momentum=_BN_MOMENTUM,
             epsilon=_BN_EPSILON,
             gamma_initializer="zeros" if zero_init else "ones",
-            synchronized=self.synchronized_bn,
+            synchronized=distribute.synchronized_batch_norm(self.synchronized_bn),
             dtype=self.dtype,
             name=name,
         )(x)

@@ -6,7 +6,7 @@ from keras import ops
 from keras_simclr import losses
 from keras_simclr.models.base import SelfSupervisedModel
 # The TPU batch check's former home; tests and callers import it from here.
-from keras_simclr.models.base import _check_global_batch  # noqa: F401
+from keras_simclr.models.inputs import check_global_batch as _check_global_batch  # noqa: F401
 
 # The factor on `losses.nt_xent` (the paper's mean over the 2N anchors) that each
 # objective trains on. The reference's `add_contrastive_loss` adds the means of the
