@@ -195,3 +195,50 @@ def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(
     resumed, _ = runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4))
     assert int(resumed.optimizer.iterations.numpy()) == 4
     assert (tmp_path / "run" / runner.ARCHITECTURE_FILE).exists()
+
+
+def test_a_new_encoder_class_carries_its_identity(tmp_path):
+    # docs/architecture.md, "Adding an encoder": a registered functional subclass whose
+    # config is its constructor arguments is all a new encoder needs to be trained,
+    # saved, loaded and told apart from another configuration of itself.
+    import keras
+
+    from keras_simclr import models
+
+    @keras.saving.register_keras_serializable(package="keras_simclr_tests")
+    class TinyConv(keras.Model):
+        def __init__(self, filters=8, input_shape=(8, 8, 1), name="tiny_conv", **kwargs):
+            images = keras.Input(input_shape)
+            x = keras.layers.Conv2D(filters, 3, padding="same", name="conv")(images)
+            h = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+            super().__init__(images, h, name=name, **kwargs)
+            self.filters, self.image_shape = filters, tuple(input_shape)
+
+        def get_config(self):
+            return {"filters": self.filters, "input_shape": self.image_shape,
+                    "name": self.name, "trainable": self.trainable}
+
+        @classmethod
+        def from_config(cls, config):
+            return cls(**config)
+
+    def simclr(filters):
+        keras.utils.set_random_seed(0)
+        head = models.projection_head(filters, num_layers=2, output_dim=4)
+        model = models.SimCLR(TinyConv(filters), head, temperature=0.5)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        return model
+
+    model = simclr(8)
+    views = np.random.default_rng(0).uniform(size=(2, 16, 8, 8, 1)).astype("float32")
+    model.fit((views[0], views[1]), batch_size=16, epochs=1, verbose=0)
+    model.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    assert type(restored.encoder) is TinyConv and restored.encoder.filters == 8
+    for a, b in zip(model.encoder.weights, restored.encoder.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    record = runner.architecture(restored)
+    assert record["encoder"] == "keras_simclr_tests>TinyConv"
+    assert record["encoder_config"]["filters"] == 8
+    assert record == runner.architecture(model)
+    assert runner.architecture(simclr(16))["encoder_config"]["filters"] == 16
