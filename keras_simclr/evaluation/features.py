@@ -170,15 +170,8 @@ def _extract(function, data, preprocess, batch_size):
     step, outputs, labels = None, [], []
     for images, batch_labels in _batches(data, batch_size):
         if step is None:
-            # One graph per extraction, traced once for every batch size. A partial
-            # (not a closure) keys TensorFlow's retracing detector on this extraction
-            # alone, so consecutive evaluations are not reported as retracing.
-            signature = tf.TensorSpec((None, *images.shape[1:]), images.dtype)
-            step = tf.function(
-                functools.partial(_inference, function, preprocess),
-                input_signature=[signature],
-            )
-        output = step(images).numpy()
+            step = _compiled_inference(function, preprocess, images)
+        output = np.asarray(step(images))
         if output.ndim != 2:
             raise ValueError(
                 "`encoder` must map an image batch to 2-D features (batch, dim). It "
@@ -191,6 +184,22 @@ def _extract(function, data, preprocess, batch_size):
         raise ValueError("The data is empty: no batch to extract features from.")
     labels = _check_labels(np.concatenate(labels), "data")
     return np.concatenate(outputs), labels
+
+
+def _compiled_inference(function, preprocess, images):
+    """`_inference` compiled once per extraction, on Keras' backend."""
+    inference = functools.partial(_inference, function, preprocess)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        # The batches come from NumPy or tf.data; JAX reads them as host arrays.
+        compiled = jax.jit(inference)
+        return lambda batch: compiled(np.asarray(batch))
+    # One graph per extraction, traced once for every batch size. A partial (not a
+    # closure) keys TensorFlow's retracing detector on this extraction alone, so
+    # consecutive evaluations are not reported as retracing.
+    signature = tf.TensorSpec((None, *images.shape[1:]), images.dtype)
+    return tf.function(inference, input_signature=[signature])
 
 
 def _inference(function, preprocess, images):

@@ -263,3 +263,27 @@ def test_model_saved_on_jax_loads_on_tensorflow(tmp_path):
     np.testing.assert_allclose(
         np.load(tmp_path / "h.npy"), model.predict(view_1, verbose=0), rtol=1e-5, atol=1e-6
     )
+
+
+def test_linear_and_knn_evaluation_of_a_trained_encoder():
+    # The frozen-feature protocols run on JAX: features by a jax.jit inference,
+    # the same numbers as calling the encoder directly.
+    from keras_simclr import evaluation
+
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    view_1, view_2 = _views(n=64)
+    model.fit((view_1, view_2), batch_size=32, epochs=1, verbose=0)
+    labels = (np.arange(64) % 2).astype("int64")
+    features, extracted_labels = evaluation.extract_features(
+        model.encoder, (view_1, labels), batch_size=24
+    )
+    np.testing.assert_allclose(
+        features, np.asarray(model.encoder(view_1, training=False)), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_array_equal(extracted_labels, labels)
+    train, test = (view_1[:48], labels[:48]), (view_1[48:], labels[48:])
+    linear = evaluation.linear_eval(model.encoder, train, test)
+    knn = evaluation.knn_eval(model.encoder, train, test, k=5)
+    assert 0 <= linear.accuracy <= 1 and 0 <= knn.accuracy <= 1
+    assert linear.num_test == knn.num_test == 16
