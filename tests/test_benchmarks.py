@@ -209,3 +209,19 @@ def test_run_all_quick_prints_the_table_of_every_benchmark(capsys):
     assert "non-finite" not in text
     assert text.count("Target:") == 5
     assert "TensorFlow" in text and "Load average" in text
+
+
+@pytest.mark.slow
+def test_library_overhead_prints_both_ratios():
+    # The README's overhead figures come from this script; no assertion on speeds.
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "library_overhead.py"), "--quick"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "# ResNet-18 0.25x 32px b32 fp32"
+    for label in ("SimCLR.fit, pre-made views", "SimCLR.fit, SimCLRAugment in tf.data"):
+        (line,) = [line for line in lines if line.startswith(label + ": ")]
+        ratio, _, cpu = line[len(label) + 2:].partition(" bare step (")
+        assert float(ratio.rstrip("x")) > 0 and cpu.endswith("x by CPU time)"), line
