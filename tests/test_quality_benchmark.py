@@ -73,6 +73,8 @@ def test_tiny_run_prints_every_row_and_writes_json(tmp_path, capsys):
     assert len(table) == 4 and table[2].startswith("| tiny_seed0 | ")
     assert f"| {100 * rows[1]['top1']:.2f} | {100 * rows[2]['top1']:.2f} |" in table[2]
     assert "--config=tiny" in table[2] and "--output" not in table[2]
+    clean_probe = rows[0]["details"]["history"]["val_probe_accuracy"][-1]
+    assert f"| {100 * clean_probe:.2f} |" in table[2]
     grouped = study_table.grouped(study_table.load(paths)).splitlines()
     assert grouped[2].startswith(f"| tiny | 2 | {100 * rows[1]['top1']:.2f} ± 0.00 |")
 
