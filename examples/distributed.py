@@ -134,6 +134,7 @@ def main(argv=None):
         args.global_batch_size,
         augment=augmenter,
         seed=args.seed,
+        probe_images=True,  # the probe trains on the clean images
     )
 
     # Variables created in the scope are mirrored on every replica.
@@ -143,7 +144,8 @@ def main(argv=None):
         )
         head = models.projection_head(encoder.output_shape[-1], synchronized_bn=True)
         model = models.SimCLR(
-            encoder, head, temperature=0.2, num_classes=NUM_CLASSES, l2_weight_decay=1e-4
+            encoder, head, temperature=0.2, num_classes=NUM_CLASSES, probe_on="images",
+            l2_weight_decay=1e-4,
         )
         total_steps = args.epochs * steps_per_epoch
         warmup_steps = int(0.3 * steps_per_epoch)

@@ -72,13 +72,19 @@ def pretrain(
     # grayscale preset is the paper's crop + flip + colour jitter, restricted to
     # what means something on one channel (brightness and contrast).
     augmenter = augment.SimCLRAugment(IMAGE_SIZE, preset="grayscale", seed=seed)
-    dataset = data.pretraining_dataset(train, batch_size, augment=augmenter, seed=seed)
+    # probe_images=True carries each batch's clean images beside the views, for the
+    # online probe: {"views": (view_1, view_2), "images": images}, labels.
+    dataset = data.pretraining_dataset(
+        train, batch_size, augment=augmenter, seed=seed, probe_images=True
+    )
 
     # 28x28 inputs get the CIFAR stem (3x3 stride-1 convolution, no max-pool).
     encoder = models.resnet(18, width_multiplier, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1))
     head = models.projection_head(encoder.output_shape[-1], num_layers=2, output_dim=128)
     # num_classes adds the online linear probe on stop_gradient(h): its accuracy in
     # the logs follows the quality of h as it trains, without touching the encoder.
+    # probe_on="images" trains it on h of the clean images, as the linear
+    # evaluation reads them, rather than of the harder augmented views.
     # l2_weight_decay is the reference's weight decay for optimizers other than LARS:
     # wd * sum(w**2) / 2 over every weight but batch norm, added to the loss.
     model = models.SimCLR(
@@ -86,6 +92,7 @@ def pretrain(
         head,
         temperature=temperature,
         num_classes=NUM_CLASSES,
+        probe_on="images",
         l2_weight_decay=weight_decay,
     )
 

@@ -26,6 +26,7 @@ ENCODERS = ("resnet",)
 OPTIMIZERS = ("lars", "momentum", "adam")
 LEARNING_RATE_SCALINGS = ("linear", "sqrt")
 PROBE_OPTIMIZERS = ("adam", "shared")
+PROBE_INPUTS = ("images", "views")
 MIXED_PRECISION = ("auto", "off", "bfloat16", "float16")
 EVAL_PROTOCOLS = ("linear", "knn")
 OBJECTIVES = tuple(_simclr.OBJECTIVES)
@@ -183,6 +184,11 @@ class Config:
     )
     probe_learning_rate: float = _evaluation(
         1e-2, "Peak learning rate of the probe's own optimizer (probe_optimizer=adam)."
+    )
+    probe_on: str = _evaluation(
+        "images",
+        "What the online probe trains on: images (the clean training images, one more forward pass in inference mode; ends closer to the linear evaluation) or views (the reference: both augmented views).",
+        choices=PROBE_INPUTS,
     )
     eval_protocols: tuple = _evaluation(
         ("linear", "knn"), "Evaluation protocols: linear, knn.", choices=EVAL_PROTOCOLS

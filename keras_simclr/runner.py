@@ -26,6 +26,7 @@ from keras_simclr import files
 from keras_simclr import models
 from keras_simclr import optimizers
 from keras_simclr.evaluation_job import check_evaluation_inputs
+from keras_simclr.evaluation_job import clean_image_preprocess
 from keras_simclr.evaluation_job import evaluate
 from keras_simclr.evaluation_job import evaluation_data
 from keras_simclr.evaluation_job import write_pictures
@@ -104,6 +105,7 @@ def _simclr(config, plan_, encoder):
         temperature=config.temperature,
         num_classes=plan_.info.num_classes if config.lineareval_while_pretraining else None,
         objective=config.objective,
+        probe_on=config.probe_on,
         # LARS decays inside its update; the others get the reference's L2 term.
         l2_weight_decay=0.0 if config.optimizer == "lars" else config.weight_decay,
     )
@@ -488,6 +490,12 @@ def pretrain(config):
     )
     host_augment = None if config.augment_in_model else build_augmenter(config, plan_)
     validation = _probe_validation_data(config, plan_)
+    # A probe on clean images: the model's augmenter input, or the pipeline's copy
+    # of each batch's images, prepared as the evaluation reads them.
+    probe_images = False
+    if config.lineareval_while_pretraining and config.probe_on == "images" and host_augment is not None:
+        preprocess = clean_image_preprocess(plan_)
+        probe_images = True if preprocess is None else preprocess
     callbacks = [
         _Checkpointer(manager, config.checkpoint_steps, config.checkpoint_epochs),
         keras.callbacks.TensorBoard(
@@ -510,6 +518,7 @@ def pretrain(config):
             augment=host_augment,
             seed=config.seed + first_step,
             labels=config.lineareval_while_pretraining,
+            probe_images=probe_images,
         )
         dataset = (
             data.distributed_pretraining_dataset(

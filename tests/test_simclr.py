@@ -250,6 +250,76 @@ def test_probe_standardises_h_so_its_learning_rate_fits_any_feature_scale():
         models.SimCLR(_encoder(), models.projection_head(8), num_classes=2, probe_batch_norm=1)
 
 
+def _probe_loss_on(model, images, labels):
+    """The probe's loss on the encodings of `images` (inference-mode encoder)."""
+    logits = model.probe(model.encoder(images, training=False), training=True)
+    per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    return float(keras.ops.mean(per_example))
+
+
+def assert_probe_trains_on_the_clean_images(make_model, in_model):
+    """One step at learning rate 0: the probe's loss is on the clean images.
+
+    `in_model`: the model augments the images it is given (a noise layer);
+    otherwise the batch is `{"views": ..., "images": ...}` as the pipeline makes it.
+    """
+    view_1, view_2 = _views(n=8)
+    clean = _views(n=8, seed=2)[0]
+    labels = np.arange(8) % 3
+    if in_model:
+        model = make_model(keras.layers.GaussianNoise(0.3, seed=1))
+        x = clean
+    else:
+        model = make_model(None)
+        x = {"views": (view_1, view_2), "images": clean}
+    assert model.probe_on == "images"
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.0), probe_optimizer=keras.optimizers.SGD(0.0)
+    )
+    logged = model.fit(x, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    logged = logged.history["probe_loss"][0]
+    # The encoder's batch norm statistics moved with the views' pass, before the
+    # clean images' pass: read them after the step, as the step did.
+    np.testing.assert_allclose(logged, _probe_loss_on(model, clean, labels), rtol=1e-5)
+    # On the views the loss differs: the check above tells the two apart.
+    on_views = _probe_loss_on(model, np.concatenate([view_1, view_2]), np.tile(labels, 2))
+    assert abs(logged - on_views) > 1e-3
+
+
+def _probe_on_images_model(augmenter):
+    keras.utils.set_random_seed(0)
+    return models.SimCLR(
+        _encoder(), models.projection_head(8, num_layers=2, output_dim=4),
+        augmenter=augmenter, temperature=0.5, num_classes=3, probe_on="images",
+    )
+
+
+@pytest.mark.parametrize("in_model", [False, True], ids=["pipeline", "in_model"])
+def test_probe_on_images_trains_the_probe_on_the_clean_images(in_model):
+    assert_probe_trains_on_the_clean_images(_probe_on_images_model, in_model)
+
+
+def test_probe_on_is_kept_and_checked():
+    model = _probe_on_images_model(None)
+    assert models.SimCLR.from_config(model.get_config()).probe_on == "images"
+    assert _model(num_classes=2).probe_on == "views"  # the reference's probe
+    with pytest.raises(ValueError, match="`probe_on` must be one of"):
+        models.SimCLR(_encoder(), models.projection_head(8), num_classes=2, probe_on="clean")
+    view_1, view_2 = _views(n=8)
+    labels = np.arange(8) % 3
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="carry only the views"):
+        model.fit((view_1, view_2), labels, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match="exactly the keys 'views'"):
+        model.fit({"views": (view_1, view_2), "clean": view_1}, labels, batch_size=8, verbose=0)
+    views_probe = _model(num_classes=3)
+    views_probe.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="probe_on='images'"):
+        views_probe.fit(
+            {"views": (view_1, view_2), "images": view_1}, labels, batch_size=8, verbose=0
+        )
+
+
 def test_two_replicas_equal_one_device(two_cpu_strategy, one_cpu_strategy):
     view_1, view_2 = _views(n=8)
     labels = np.arange(8) % 3
@@ -529,7 +599,9 @@ def test_model_saved_before_the_base_class_loads_and_continues_identically():
     restored = keras.models.load_model(HERE / "saved" / "simclr_before_base.keras")
     assert isinstance(restored, models.SimCLR)
     assert keras.saving.get_registered_name(models.SimCLR) == "keras_simclr>SimCLR"
-    assert sorted(restored.get_config()) == list(saved["config_keys"])
+    # Options added since default to what the model did then.
+    assert sorted(restored.get_config()) == sorted([*saved["config_keys"], "probe_on"])
+    assert restored.probe_on == "views"
     assert (restored.objective, restored.temperature, restored.num_classes) == ("paper", 0.5, 2)
     # Its encoder was saved as a plain functional model, before `ResNet` had a class
     # of its own; it loads as one, with the same layers and weights.

@@ -30,6 +30,7 @@ def pretraining_dataset(
     seed=None,
     input_context=None,
     labels=True,
+    probe_images=False,
 ):
     """Batches images for contrastive pretraining, optionally as two augmented views.
 
@@ -76,10 +77,17 @@ def pretraining_dataset(
             `strategy.distribute_datasets_from_function`: the source is sharded by
             input pipeline and batched per replica.
         labels: keep the labels of a labelled source (for the online linear probe).
+        probe_images: with `augment` and labels, also carry each batch's clean
+            images for a probe that trains on them (`SimCLR(probe_on="images")`):
+            `True` for the images as they are (one size), or a callable mapping a
+            batch of them to the encoder's input (e.g.
+            `keras_simclr.augment.CenterCropResize`; images of different sizes
+            are each mapped alone, as a batch of one).
 
     Returns:
         A `tf.data.Dataset` of `((view_1, view_2), labels)` or `((view_1, view_2),)`
-        with `augment`, of `(images, labels)` or `(images,)` without.
+        with `augment` (`({"views": (view_1, view_2), "images": images}, labels)`
+        with `probe_images`), of `(images, labels)` or `(images,)` without.
 
     Example:
 
@@ -99,6 +107,7 @@ def pretraining_dataset(
             "`cache` must be True/False or a file name. Received: " f"cache={cache!r}"
         )
     dataset, labelled, sizes_differ = _as_dataset(source, "pretraining_dataset")
+    clean = _probe_image_fn(probe_images, augment, labelled and labels, sizes_differ)
     if sizes_differ and augment is None:
         raise ValueError(
             "`pretraining_dataset` received images of different sizes (element "
@@ -128,9 +137,20 @@ def pretraining_dataset(
     if repeat:
         dataset = dataset.repeat()
     if sizes_differ:
+        if clean is not None:
+            # Each image's clean copy travels with its label through the crops.
+            dataset = dataset.map(
+                lambda image, label: (image, clean(image[None])[0], label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
         dataset = _views_of_each_image(
             dataset, augment, per_replica_batch, sequential=seed is not None
         )
+        if clean is not None:
+            dataset = dataset.map(
+                lambda views, images, label: ({"views": views, "images": images}, label),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
     elif augment is None:
         dataset = dataset.batch(per_replica_batch, drop_remainder=True)
         dataset = dataset.map(
@@ -140,12 +160,48 @@ def pretraining_dataset(
         dataset = dataset.batch(per_replica_batch, drop_remainder=True)
 
         def two_views(images, *label):
-            return ((augment(images), augment(images)), *label)
+            views = (augment(images), augment(images))
+            if clean is not None:
+                return ({"views": views, "images": clean(images)}, *label)
+            return (views, *label)
 
         dataset = dataset.map(
             two_views, num_parallel_calls=None if seed is not None else tf.data.AUTOTUNE
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _probe_image_fn(probe_images, augment, labelled, sizes_differ):
+    """The callable making the probe's clean images, or `None` for none."""
+    if probe_images is False or probe_images is None:
+        return None
+    if probe_images is not True and not callable(probe_images):
+        raise TypeError(
+            "`probe_images` must be True/False or a callable mapping a batch of "
+            "images to the encoder's input (e.g. keras_simclr.augment."
+            f"CenterCropResize(...)). Received: probe_images={probe_images!r}"
+        )
+    if augment is None:
+        raise ValueError(
+            "`probe_images` carries clean images beside the views, but without "
+            "`augment` the batches are the clean images already: a model with an "
+            "augmenter and probe_on='images' trains its probe on them. Drop "
+            "`probe_images`, or pass `augment`."
+        )
+    if not labelled:
+        raise ValueError(
+            "`probe_images` is for the online probe, which needs labels: give a "
+            "labelled source with labels=True, or drop `probe_images`."
+        )
+    if probe_images is True:
+        if sizes_differ:
+            raise ValueError(
+                "The images have different sizes, so they cannot be batched as "
+                "clean probe images as they are. Pass probe_images=keras_simclr."
+                "augment.CenterCropResize(size, size) to give them the views' size."
+            )
+        return lambda images: images
+    return probe_images
 
 
 def _views_of_each_image(dataset, augment, batch_size, sequential):

@@ -72,8 +72,8 @@ class SelfSupervisedModel(JaxState, keras.Model):
     in JAX's stateless step.
 
     When `num_classes` is set and the batches carry labels, the probe trains at the
-    same time on the encodings of every view; its gradient never reaches the
-    encoder. Sharing a `LARS` optimizer, the probe gets neither its weight decay nor
+    same time, on the encodings of every view (`probe_on="views"`) or of the clean
+    images (`probe_on="images"`); its gradient never reaches the encoder. Sharing a `LARS` optimizer, the probe gets neither its weight decay nor
     its trust ratio.
 
     Args:
@@ -87,6 +87,11 @@ class SelfSupervisedModel(JaxState, keras.Model):
             0 with `LARS` and with optimizers given their own `weight_decay`.
         probe_batch_norm: bool; standardise h (a batch norm without scale and offset,
             over the global batch) before the probe's dense layer.
+        probe_on: `"views"` (the reference) or `"images"`: the probe trains on the
+            clean images, encoded in inference mode by one more forward pass (the
+            images given to an in-model augmenter, or the `"images"` the input
+            pipeline carries beside the views). It then learns what the linear
+            evaluation measures, and ends closer to it.
         heads: dict of the method's modules (projection heads, predictors) by
             attribute name; the base sets them (`self.<name>`) before the probe.
             The subclass still returns them from `get_config`.
@@ -98,7 +103,9 @@ class SelfSupervisedModel(JaxState, keras.Model):
     Training data (`fit(x, ...)`), one of:
         - images `(B, H, W, C)` (needs augmenters), optionally with labels `y`;
         - the views `(view_1, ..., view_V)`, each `(B, H, W, C)`, optionally with
-          labels.
+          labels;
+        - `{"views": (view_1, ..., view_V), "images": images}` with labels: the
+          views and the clean images of a probe with `probe_on="images"`.
 
     Example (a method; `tests/test_base_model.py` trains it):
 
@@ -130,6 +137,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
         num_classes=None,
         l2_weight_decay=0.0,
         probe_batch_norm=True,
+        probe_on="views",
         heads=None,
         name=None,
         **kwargs,
@@ -157,6 +165,11 @@ class SelfSupervisedModel(JaxState, keras.Model):
                 "`probe_batch_norm` must be a bool. Received: "
                 f"probe_batch_norm={probe_batch_norm!r}"
             )
+        if probe_on not in inputs.PROBE_INPUTS:
+            raise ValueError(
+                f"`probe_on` must be one of {list(inputs.PROBE_INPUTS)}. Received: "
+                f"probe_on={probe_on!r}"
+            )
         if num_classes is not None and (
             not isinstance(num_classes, int) or num_classes < 2
         ):
@@ -173,6 +186,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
         self.num_classes = num_classes
         self.l2_weight_decay = float(l2_weight_decay)
         self.probe_batch_norm = bool(probe_batch_norm)
+        self.probe_on = probe_on
         self.probe = (
             linear_probe(
                 encoder.outputs[0].shape[-1],
@@ -352,11 +366,12 @@ class SelfSupervisedModel(JaxState, keras.Model):
         (data,) = args
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         labels = self._labels(y)
+        x, probe_images = self._probe_images(x, labels)
         views = self._views(x, training=True)
         trained_variables = self._trained_variables()
         probe_variables = self._probe_variables()
         with _tf().GradientTape() as tape:
-            total, shares = self._training_objective(views, labels)
+            total, shares = self._training_objective(views, labels, probe_images)
             scaled = self.optimizer.scale_loss(total)
         gradients = tape.gradient(scaled, trained_variables + probe_variables)
         if self.probe_optimizer is None:
@@ -372,15 +387,19 @@ class SelfSupervisedModel(JaxState, keras.Model):
         return self._log(shares)
 
 
-    def _training_objective(self, views, labels):
+    def _training_objective(self, views, labels, probe_images=None):
         """The training objective (a float32 scalar) and the shares to log."""
         h = self._encode(views, training=True)
         objective = self._objective(views, h, training=True)
         total = objective["loss"] + self._regularization_share()
         shares = list(objective.values())
         if labels is not None:
+            if probe_images is None:
+                probe_h, copies = ops.concatenate(h, axis=0), len(h)
+            else:
+                probe_h, copies = self.encoder(probe_images, training=False), 1
             probe_loss, probe_accuracy = self._probe_shares(
-                ops.concatenate(h, axis=0), labels, training=True, copies=len(h)
+                probe_h, labels, training=True, copies=copies
             )
             total = total + probe_loss
             shares += [probe_loss, probe_accuracy]
@@ -406,6 +425,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
 
     def _evaluation_shares(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x, images = inputs.split_probe_images(x)
         labels = self._labels(y)
         shares = []
         names = []
@@ -418,7 +438,8 @@ class SelfSupervisedModel(JaxState, keras.Model):
             names += list(objective)
         probe_sums = []
         if labels is not None:
-            images = x[0] if isinstance(x, (tuple, list)) else x
+            if images is None:
+                images = x[0] if isinstance(x, (tuple, list)) else x
             images = self._checked_images(images, "validation images")
             h = self.encoder(images, training=False)
             probe_sums = self._probe_sums(h, labels)
@@ -467,6 +488,13 @@ class SelfSupervisedModel(JaxState, keras.Model):
                 f"Received: {list(objective)}"
             )
         return objective
+
+    def _probe_images(self, x, labels):
+        """The views' input, and the clean images the probe trains on (or `None`)."""
+        x, images = inputs.probe_images(x, labels is not None, self.probe_on)
+        if images is not None:
+            images = self._checked_images(images, "probe images")
+        return x, images
 
     def _views(self, x, training):
         if isinstance(x, (tuple, list)):
@@ -610,6 +638,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
             num_classes=self.num_classes,
             l2_weight_decay=self.l2_weight_decay,
             probe_batch_norm=self.probe_batch_norm,
+            probe_on=self.probe_on,
         )
         return config
 

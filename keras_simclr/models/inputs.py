@@ -21,6 +21,56 @@ def is_array_data(x):
     )
 
 
+PROBE_INPUTS = ("views", "images")
+
+
+def split_probe_images(x):
+    """`x` without the online probe's clean images, and those images (or `None`).
+
+    The input pipeline carries them beside the views as `{"views": (view_1, view_2),
+    "images": images}` (`keras_simclr.data.pretraining_dataset(...,
+    probe_images=True)`); any other `x` has none.
+    """
+    if not isinstance(x, dict):
+        return x, None
+    if set(x) != {"views", "images"}:
+        raise ValueError(
+            "A dict of training inputs must have exactly the keys 'views' (the tuple "
+            "of views) and 'images' (the clean images the online probe trains on), "
+            "as keras_simclr.data.pretraining_dataset(..., probe_images=True) makes "
+            f"them. Received the keys {sorted(x)}."
+        )
+    return x["views"], x["images"]
+
+
+def probe_images(x, labelled, probe_on):
+    """The views' input, and the images a probe with `probe_on` trains on (or `None`).
+
+    Clean images are an in-model augmenter's input or the `"images"` the pipeline
+    carries; `None` trains the probe on the views (or not at all, without labels).
+    """
+    x, images = split_probe_images(x)
+    if images is not None and probe_on != "images":
+        raise ValueError(
+            "The batches carry clean images for the online probe, but the model "
+            "trains it on the views (probe_on='views'). Construct the model with "
+            "probe_on='images', or drop `probe_images` from the input pipeline."
+        )
+    if not labelled or probe_on != "images":
+        return x, None
+    if images is None:
+        if isinstance(x, (tuple, list)):
+            raise ValueError(
+                "probe_on='images' trains the online probe on the clean images, but "
+                "the batches carry only the views. Have the input pipeline carry "
+                "them (keras_simclr.data.pretraining_dataset(..., "
+                "probe_images=True)), augment in the model, or construct the model "
+                "with probe_on='views'."
+            )
+        images = x
+    return x, images
+
+
 def _is_tf_tensor(x):
     # Without importing TensorFlow: a program that never imported it has none.
     tf = sys.modules.get("tensorflow")

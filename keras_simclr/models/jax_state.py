@@ -41,8 +41,9 @@ class JaxState:
             mapping += list(zip(self.non_trainable_variables, non_trainable))
             with keras.StatelessScope(state_mapping=mapping, collect_losses=True) as scope:
                 labels = self._labels(y)
-                views = self._views(x, training=True)
-                total, shares = self._training_objective(views, labels)
+                inputs, probe_images = self._probe_images(x, labels)
+                views = self._views(inputs, training=True)
+                total, shares = self._training_objective(views, labels, probe_images)
             with keras.StatelessScope(
                 state_mapping=list(zip(self.optimizer.variables, optimizer_values))
             ):

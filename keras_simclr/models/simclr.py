@@ -67,6 +67,13 @@ class SimCLR(SelfSupervisedModel):
             at one learning rate whatever the scale of h, which drifts as the
             encoder trains. Defaults to `True`; `False` is the reference's probe
             (a dense layer on h as it is). It never touches the encoder.
+        probe_on: `"views"` (default, the reference: the probe trains on h of
+            both augmented views) or `"images"` (on h of the clean images, one more
+            forward pass in inference mode: the images given to `augmenter`, or
+            the ones the input pipeline carries beside the views,
+            `keras_simclr.data.pretraining_dataset(..., probe_images=True)`). The
+            linear evaluation reads clean images, so a probe trained on them ends
+            closer to it; the views are harder than the images they come from.
         l2_weight_decay: float >= 0; adds `l2_weight_decay * sum(w**2) / 2` over
             every trainable weight except batch-norm parameters (probe included)
             to the training objective: the reference's weight decay for optimizers
@@ -111,6 +118,7 @@ class SimCLR(SelfSupervisedModel):
         objective="reference",
         l2_weight_decay=0.0,
         probe_batch_norm=True,
+        probe_on="views",
         name="simclr",
         **kwargs,
     ):
@@ -125,6 +133,7 @@ class SimCLR(SelfSupervisedModel):
             num_classes=num_classes,
             l2_weight_decay=l2_weight_decay,
             probe_batch_norm=probe_batch_norm,
+            probe_on=probe_on,
             heads={"projection_head": projection_head},
             name=name,
             **kwargs,

@@ -92,6 +92,73 @@ def test_pretraining_batch_structure(labelled, augmented):
         assert batch[1].shape == (4,) and batch[1].dtype == tf.int64
 
 
+def test_pretraining_carries_the_clean_images_for_the_probe():
+    images = _asymmetric_images(10)
+    labels = np.arange(10) % 3
+    dataset = data.pretraining_dataset(
+        (images, labels), 4, augment=_flip_views(0), seed=1, probe_images=True
+    )
+    plain = data.pretraining_dataset((images, labels), 4, augment=_flip_views(0), seed=1)
+    for (x, batch_labels), ((view_1, view_2), plain_labels) in zip(
+        dataset.take(3), plain.take(3)
+    ):
+        assert set(x) == {"views", "images"}
+        # The images are the batch's own, in its order, as they are (uint8): each
+        # image's first pixel is its index plus one.
+        assert x["images"].dtype == tf.uint8
+        index = x["images"].numpy()[:, 0, 0, 0].astype(int) - 1
+        np.testing.assert_array_equal(x["images"], images[index])
+        np.testing.assert_array_equal(batch_labels, labels[index])
+        # The same order and the same views as without them.
+        np.testing.assert_array_equal(batch_labels, plain_labels)
+        np.testing.assert_array_equal(x["views"][0], view_1)
+        np.testing.assert_array_equal(x["views"][1], view_2)
+    # A callable prepares them (here: to float, halved).
+    halved = data.pretraining_dataset(
+        (images, labels), 4, augment=_flip_views(0), seed=1,
+        probe_images=lambda batch: tf.cast(batch, tf.float32) / 2,
+    )
+    x, batch_labels = next(iter(halved))
+    index = (2 * x["images"].numpy()[:, 0, 0, 0]).astype(int) - 1
+    np.testing.assert_array_equal(x["images"], images[index] / 2)
+    np.testing.assert_array_equal(batch_labels, labels[index])
+
+
+def test_pretraining_carries_clean_images_of_different_sizes_prepared_one_by_one():
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in [(20, 9), (8, 30)]]
+    source = tf.data.Dataset.zip(images_of_different_sizes(images), tf.data.Dataset.range(2))
+    center = augment.CenterCropResize(6, 5)
+    dataset = data.pretraining_dataset(
+        source, 2, augment=augment.RandomResizedCrop(6, 5, seed=2), seed=1,
+        shuffle_buffer=0, probe_images=center,
+    )
+    x, labels = next(iter(dataset))
+    assert x["views"][0].shape == x["views"][1].shape == (2, 6, 5, 3)
+    np.testing.assert_array_equal(labels, [0, 1])
+    for clean, image in zip(x["images"].numpy(), images):
+        np.testing.assert_allclose(clean, center(image[None])[0], atol=1e-6)
+    with pytest.raises(ValueError, match="different sizes.*CenterCropResize"):
+        data.pretraining_dataset(
+            source, 2, augment=augment.RandomResizedCrop(6, 5), probe_images=True
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"probe_images": "yes"}, TypeError, "probe_images='yes'"),
+        ({"augment": None}, ValueError, "without `augment` the batches are the clean"),
+        ({"labels": False}, ValueError, "needs labels"),
+    ],
+)
+def test_probe_images_need_views_and_labels(kwargs, error, message):
+    source = (_asymmetric_images(4), np.arange(4) % 2)
+    kwargs = {"augment": _flip_views(0), "probe_images": True, **kwargs}
+    with pytest.raises(error, match=message):
+        data.pretraining_dataset(source, 2, **kwargs)
+
+
 def test_pretraining_epochs_are_permutations_and_batches_full():
     dataset = data.pretraining_dataset(_asymmetric_images(10), 5, seed=2)
     batches = [b[0].numpy()[:, 0, 0, 0] for b in dataset.take(6)]

@@ -21,6 +21,7 @@ from keras_simclr import models
 from keras_simclr import optimizers
 from test_simclr import _views
 from test_simclr import assert_fit_reduces_contrastive_loss
+from test_simclr import assert_probe_trains_on_the_clean_images
 
 SAVED = pathlib.Path(__file__).resolve().parents[1] / "saved"
 
@@ -85,6 +86,19 @@ def test_probe_trains_with_its_own_optimizer_and_never_reaches_the_encoder():
     assert int(probed.probe_optimizer.iterations.numpy()) == 2
     initial = _model(num_classes=2).probe.get_weights()[-1]
     assert np.abs(probed.probe.get_weights()[-1] - initial).max() > 0
+
+
+@pytest.mark.parametrize("in_model", [False, True], ids=["pipeline", "in_model"])
+def test_probe_on_images_trains_the_probe_on_the_clean_images(in_model):
+    def make(augmenter):
+        keras.utils.set_random_seed(0)
+        head = models.projection_head(8, num_layers=2, output_dim=4)
+        return models.SimCLR(
+            _encoder(), head, augmenter=augmenter, temperature=0.5, num_classes=3,
+            probe_on="images",
+        )
+
+    assert_probe_trains_on_the_clean_images(make, in_model)
 
 
 def test_evaluate_reports_probe_and_contrastive_metrics():
