@@ -236,7 +236,9 @@ class Config:
         "auto (bf16 where the hardware has it), off, bfloat16, float16.",
         choices=MIXED_PRECISION,
     )
-    jit_compile: bool = _runtime(False, "Compile the training step with XLA.")
+    jit_compile: bool = _runtime(
+        False, "Compile the training step with XLA (on JAX it always is)."
+    )
     seed: int = _runtime(0, "Random seed of initialisation, shuffling and augmentation.")
     verbose: int | None = _runtime(
         None,

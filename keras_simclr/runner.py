@@ -7,6 +7,7 @@ registries and trains it; `keras_simclr.planning` derives sizes and steps,
 `keras_simclr.official_weights` converts or evaluates the released weights.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ import tensorflow as tf
 
 from keras_simclr import augment
 from keras_simclr import backends
+from keras_simclr import checkpoints
 from keras_simclr import config as config_lib
 from keras_simclr import data
 from keras_simclr import distribute
@@ -186,11 +188,12 @@ def _save_checkpoint(manager, step):
 
 
 class _Checkpointer(keras.callbacks.Callback):
-    """Saves a `tf.train.Checkpoint` every N steps and/or epochs.
+    """Saves a checkpoint every N steps and/or epochs.
 
-    TensorFlow writes checkpoint data under temporary names and publishes the
-    `checkpoint` index file atomically, so a run killed mid-save resumes from the
-    previous complete checkpoint.
+    Either kind of checkpoint (`tf.train.Checkpoint` on TensorFlow, the `.npz` of
+    `keras_simclr.checkpoints` on JAX) is written under temporary names and
+    published by an index file renamed into place, so a run killed mid-save
+    resumes from the previous complete checkpoint.
     """
 
     def __init__(self, manager, every_steps, every_epochs):
@@ -309,6 +312,43 @@ def architecture(model):
     return json.loads(json.dumps(record))
 
 
+def _checkpoint_manager(config, model):
+    """The run's checkpoint manager and the function restoring one of its checkpoints.
+
+    `tf.train.Checkpoint` on TensorFlow; on JAX, whose variables TensorFlow cannot
+    track, `keras_simclr.checkpoints.ArrayCheckpointManager`. A model_dir holds one
+    kind: resuming it on the other backend is refused, never started afresh.
+    """
+    directory = os.path.join(config.model_dir, "checkpoints")
+    tracked = dict(model=model, optimizer=model.optimizer)
+    if model.probe_optimizer is not None:
+        tracked["probe_optimizer"] = model.probe_optimizer
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    other = (
+        tf.io.gfile.exists(os.path.join(directory, checkpoints.INDEX))
+        if on_tensorflow
+        else tf.train.latest_checkpoint(directory) is not None
+    )
+    if other:
+        written, now = ("JAX", "tensorflow") if on_tensorflow else ("TensorFlow", "jax")
+        raise ValueError(
+            f"model_dir {config.model_dir!r} holds checkpoints written on Keras' "
+            f"{written} backend, which this backend ({now}) cannot resume. Resume it "
+            f"with --backend={'jax' if on_tensorflow else 'tensorflow'}, or use another "
+            "--model_dir; nothing was overwritten."
+        )
+    if on_tensorflow:
+        checkpoint = tf.train.Checkpoint(**tracked)
+        manager = tf.train.CheckpointManager(
+            checkpoint, directory, max_to_keep=config.keep_checkpoint_max
+        )
+        return manager, lambda path: checkpoint.restore(path).assert_existing_objects_matched()
+    manager = checkpoints.ArrayCheckpointManager(
+        tracked, directory, max_to_keep=config.keep_checkpoint_max
+    )
+    return manager, manager.restore
+
+
 def _check_model_dir(config, model):
     """Refuses a model_dir that holds a run of another architecture than `model`'s.
 
@@ -385,23 +425,51 @@ def _epoch_segments(start_step, total_steps, steps_per_epoch):
     return segments
 
 
+class _JaxDevices:
+    """What the job asks of a strategy, on Keras' JAX backend: a scope to build the
+    model in and the number of parts of each global batch.
+
+    `tf.distribute` has no part there: with a `keras.distribution.DataParallel`
+    set, Keras' JAX trainer splits every global batch over the devices and XLA
+    adds the collectives.
+    """
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+        self.num_replicas_in_sync = distribute.num_batch_shards()
+        self.name = "DataParallel" if distribution is not None else "one JAX device"
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def _jax_devices(config):
+    if config.strategy not in ("auto", "one_device"):
+        raise ValueError(
+            f"--strategy={config.strategy} is a tf.distribute strategy, which Keras' "
+            "JAX backend does not use. On JAX use --strategy=auto (data-parallel "
+            "over every local device, keras.distribution.DataParallel) or "
+            "--strategy=one_device, or run the job with --backend=tensorflow."
+        )
+    if config.cpu_devices:
+        raise ValueError(
+            "--cpu_devices splits the CPU into TensorFlow's logical devices. On JAX "
+            "set XLA_FLAGS=--xla_force_host_platform_device_count=N before the job "
+            "starts; --strategy=auto then spreads every batch over the N devices."
+        )
+    distribution = distribute.data_parallel() if config.strategy == "auto" else None
+    return _JaxDevices(distribution)
+
+
 def resolve_strategy(config):
     """The strategy of `config`; `cpu_devices` mirrors over that many CPU devices.
 
-    On Keras' JAX backend `tf.distribute` has no part: `keras.distribution`
-    would shard each global batch over all local devices. The job's resumable
-    pretraining checkpoints with `tf.train.Checkpoint`, which tracks TensorFlow
-    variables only, so on JAX it stops here with what to do instead.
+    On Keras' JAX backend, an object with the strategy's `scope()` and
+    `num_replicas_in_sync`: `--strategy=auto` sets a `keras.distribution.
+    DataParallel` over the local devices when there are several.
     """
-    if backends.select(config.backend) != "tensorflow":
-        raise ValueError(
-            "The command line pretrains with resumable tf.train.Checkpoint "
-            "checkpoints, which need Keras' TensorFlow backend; the backend is "
-            f"{keras.backend.backend()!r}. Run the job with --backend=tensorflow, or "
-            "pretrain on JAX from Python: keras_simclr.distribute.data_parallel(), "
-            "keras_simclr.models.SimCLR(...).fit(...), model.save('simclr.keras') "
-            "(see the README's section on backends)."
-        )
+    if backends.select(config.backend) == "jax":
+        return _jax_devices(config)
     if config.cpu_devices:
         if config.strategy not in ("auto", "mirrored"):
             raise ValueError(
@@ -434,22 +502,15 @@ def pretrain(config):
         model.compile(
             optimizer=build_optimizer(config, plan_),
             probe_optimizer=build_probe_optimizer(config, plan_),
-            jit_compile=config.jit_compile,
+            # JAX runs uncompiled steps op by op: there the step is always compiled.
+            jit_compile=config.jit_compile or keras.backend.backend() == "jax",
         )
         model.build_optimizers()
     _check_model_dir(config, model)
-    tracked = dict(model=model, optimizer=model.optimizer)
-    if model.probe_optimizer is not None:
-        tracked["probe_optimizer"] = model.probe_optimizer
-    checkpoint = tf.train.Checkpoint(**tracked)
-    manager = tf.train.CheckpointManager(
-        checkpoint,
-        os.path.join(config.model_dir, "checkpoints"),
-        max_to_keep=config.keep_checkpoint_max,
-    )
+    manager, restore = _checkpoint_manager(config, model)
     if manager.latest_checkpoint:
         try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            restore(manager.latest_checkpoint)
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise ValueError(
                 f"The checkpoint {manager.latest_checkpoint!r} does not match this "
@@ -463,7 +524,7 @@ def pretrain(config):
     start = int(model.optimizer.iterations.numpy())
     print(
         f"Pretraining on {config.dataset!r} on {replicas} replica{'s' if replicas > 1 else ''} "
-        f"({type(strategy).__name__}): {plan_.total_steps} steps of global batch "
+        f"({getattr(strategy, 'name', type(strategy).__name__)}): {plan_.total_steps} steps of global batch "
         f"{config.train_batch_size}, {plan_.image_size}px views, "
         f"{keras.mixed_precision.global_policy().name}",
         flush=True,
@@ -524,7 +585,8 @@ def pretrain(config):
             data.distributed_pretraining_dataset(
                 strategy, source, config.train_batch_size, **options
             )
-            if replicas > 1
+            if replicas > 1 and distribute.uses_tf_distribute()
+            # On JAX, Keras splits each global batch over the devices.
             else data.pretraining_dataset(source, config.train_batch_size, **options)
         )
         result = model.fit(

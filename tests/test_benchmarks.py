@@ -225,3 +225,20 @@ def test_library_overhead_prints_both_ratios():
         (line,) = [line for line in lines if line.startswith(label + ": ")]
         ratio, _, cpu = line[len(label) + 2:].partition(" bare step (")
         assert float(ratio.rstrip("x")) > 0 and cpu.endswith("x by CPU time)"), line
+
+
+@pytest.mark.slow
+def test_probe_cost_prints_both_rates_and_their_ratio():
+    # The README's figure for the probe on clean images comes from this script.
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "probe_cost.py"), "--steps=2", "--rounds=1",
+         "--batch_size=32"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("# main job's training, batch 32")
+    for name in ("views", "images"):
+        assert re.fullmatch(rf"probe on the {name}: \d+ pairs/s \(\d+ per CPU-second\)",
+                            lines[1 + ("views", "images").index(name)]), lines
+    assert re.fullmatch(r"images / views: \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", lines[3])

@@ -13,7 +13,7 @@ from keras_simclr.evaluation.features import _check_data
 from keras_simclr.evaluation.features import _check_labels
 from keras_simclr.evaluation.features import _extract
 from keras_simclr.evaluation.features import _labels_of
-from keras_simclr.evaluation.features import _unit_float
+from keras_simclr.images import to_unit_float
 from keras_simclr.evaluation.linear import _default_learning_rate
 from keras_simclr.evaluation.results import EvaluationResult
 from keras_simclr.evaluation.results import _top_k_accuracy
@@ -402,7 +402,8 @@ def _training_dataset(
     transform = augment if augment is not None else preprocess
 
     def prepare(images, labels):
-        images = _unit_float(images)
+        # TensorFlow ops: tf.data runs them, whatever Keras' backend is.
+        images = tf.cast(to_unit_float(images, backend="tensorflow"), tf.float32)
         if transform is not None:
             images = transform(images)
         return images, labels
