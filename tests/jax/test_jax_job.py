@@ -3,8 +3,10 @@ CPU devices, checkpoint, resume, evaluate; and what it refuses."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -125,3 +127,34 @@ def test_a_model_dir_of_tensorflow_checkpoints_is_not_restarted(data_dir, tmp_pa
     with pytest.raises(ValueError, match="written on Keras' TensorFlow backend"):
         runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=2))
     assert sorted(os.listdir(directory)) == ["checkpoint", "ckpt-4.index"]
+
+
+def test_killed_run_resumes_from_its_last_whole_checkpoint(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "keras_simclr", "--backend=jax", f"--data_dir={data_dir}",
+        f"--model_dir={model_dir}", "--mode=train", "--train_steps=40",
+        "--checkpoint_steps=4", "--train_batch_size=64", "--width_multiplier=0.125",
+        "--proj_out_dim=16", "--mixed_precision=off", "--verbose=0",
+    ]
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    index = model_dir / "checkpoints" / "checkpoint.json"
+    deadline = time.time() + 400
+    while time.time() < deadline and process.poll() is None:
+        if index.exists() and "ckpt-8" in index.read_text():
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (model_dir / "model.keras").exists()
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (resumed,) = [line for line in result.stdout.splitlines() if line.startswith("Resuming")]
+    step = int(resumed.split()[3])
+    assert step >= 8 and step % 4 == 0 and resumed.endswith("of 40")
+    assert f"Pretrained {40 - step} steps" in result.stdout
+    restored = keras.models.load_model(model_dir / "model.keras")
+    assert int(restored.optimizer.iterations.numpy()) == 40
