@@ -70,7 +70,7 @@ def main():
 
         def run():
             ends.clear()
-            model.fit(dataset, epochs=1, steps_per_epoch=args.steps + 1, verbose=0,
+            model.fit(dataset, epochs=1, steps_per_epoch=args.steps + 1, verbose=0, shuffle=False,
                       callbacks=[timer])
             (first, cpu_first), (last, cpu_last) = ends[0], ends[-1]
             return args.steps * args.batch_size, last - first, cpu_last - cpu_first
