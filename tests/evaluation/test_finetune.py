@@ -66,6 +66,11 @@ def test_balanced_subset_validates(labels, fraction, seed, match):
 @pytest.mark.parametrize("form", ["arrays", "dataset"])
 @pytest.mark.parametrize("protocol", ["fine_tune", "supervised_baseline"])
 def test_training_protocols_learn_on_copies(protocol, form):
+    assert_training_protocol_learns_on_a_copy(protocol, form)
+
+
+def assert_training_protocol_learns_on_a_copy(protocol, form):
+    """`protocol` learns well-separated clusters, training a copy of the encoder."""
     train = gaussian_clusters(1000, 4, 8, separation=10.0, seed=0)[:2]
     test = gaussian_clusters(400, 4, 8, separation=10.0, seed=1)[:2]
     encoder = dense_encoder(8)
