@@ -293,7 +293,10 @@ def evaluation_dataset(source, batch_size, preprocess=None):
         )
     transform = preprocess
     if preprocess is None:
-        transform = functools.partial(to_unit_float, backend="tensorflow")
+        # Graph code already: AutoGraph would warn about the backend's import on JAX.
+        transform = tf.autograph.experimental.do_not_convert(
+            functools.partial(to_unit_float, backend="tensorflow")
+        )
 
     def prepare(images, class_ids):
         return tf.cast(transform(images), tf.float32), class_ids

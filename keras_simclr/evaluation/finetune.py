@@ -401,9 +401,14 @@ def _training_dataset(
     steps_per_epoch = math.ceil(indices.size / batch_size)
     transform = augment if augment is not None else preprocess
 
+    # Graph code already (TensorFlow ops: tf.data runs them whatever Keras' backend
+    # is); AutoGraph would warn about the backend's import on JAX.
+    @tf.autograph.experimental.do_not_convert
+    def unit_float(images):
+        return tf.cast(to_unit_float(images, backend="tensorflow"), tf.float32)
+
     def prepare(images, labels):
-        # TensorFlow ops: tf.data runs them, whatever Keras' backend is.
-        images = tf.cast(to_unit_float(images, backend="tensorflow"), tf.float32)
+        images = unit_float(images)
         if transform is not None:
             images = transform(images)
         return images, labels
