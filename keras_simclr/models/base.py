@@ -154,7 +154,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
                 "`pooling='avg'` for keras.applications models. Received output "
                 f"shapes: {[tuple(o.shape) for o in encoder.outputs]}"
             )
-        augmenters = _as_augmenter_list(augmenters, self.num_views)
+        augmenters = inputs.augmenter_list(augmenters, self.num_views)
         if not isinstance(l2_weight_decay, (int, float)) or not l2_weight_decay >= 0:
             raise ValueError(
                 "`l2_weight_decay` must be a float >= 0 (0 disables it). Received: "
@@ -559,21 +559,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
         return _to_float_images(images)
 
     def _labels(self, y):
-        if y is None:
-            return None
-        if len(y.shape) > 2:
-            raise ValueError(
-                f"The labels have shape {tuple(y.shape)}, like images: a dataset whose "
-                "elements are (view_1, view_2) is read by Keras as (x, y). Make the "
-                "elements ((view_1, view_2),) or ((view_1, view_2), labels)."
-            )
-        if self.probe is None:
-            raise ValueError(
-                "The batches carry labels but the model has no linear probe. "
-                f"Construct {type(self).__name__} with `num_classes=...` to train the "
-                "online linear probe, or drop the labels from the input pipeline."
-            )
-        return ops.cast(ops.reshape(y, (-1,)), "int32")
+        return inputs.probe_labels(y, self.probe is not None, type(self).__name__)
 
     def _probe_shares(self, h, labels, training, copies=1):
         """The probe's loss and accuracy on h: `copies` batches of the labelled images."""
@@ -653,21 +639,6 @@ class SelfSupervisedModel(JaxState, keras.Model):
                     config[key] = _without_synchronized_batch_norm(config[key])
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-def _as_augmenter_list(augmenters, num_views):
-    if augmenters is None:
-        return []
-    if not isinstance(augmenters, (list, tuple)):
-        augmenters = [augmenters]
-    if len(augmenters) not in (1, num_views) or not all(
-        callable(a) for a in augmenters
-    ):
-        raise ValueError(
-            f"`augmenters` must be a layer making every view or a list of "
-            f"{num_views} layers, one per view. Received: augmenters={augmenters!r}"
-        )
-    return list(augmenters)
 
 
 def _tf():

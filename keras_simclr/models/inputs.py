@@ -1,4 +1,5 @@
-"""What `fit()` is given: arrays made into datasets, the global batch checked.
+"""What `fit()` and the step are given: arrays made into datasets, the global batch,
+augmenters, labels and the probe's clean images checked.
 
 Under several replicas (or devices) a global batch must split evenly; these helpers
 find out before anything is traced.
@@ -19,6 +20,41 @@ def is_array_data(x):
         isinstance(leaf, np.ndarray) or keras.ops.is_tensor(leaf) or _is_tf_tensor(leaf)
         for leaf in leaves
     )
+
+
+def augmenter_list(augmenters, num_views):
+    """`augmenters` (None, one layer or one per view) as a list, checked."""
+    if augmenters is None:
+        return []
+    if not isinstance(augmenters, (list, tuple)):
+        augmenters = [augmenters]
+    if len(augmenters) not in (1, num_views) or not all(
+        callable(a) for a in augmenters
+    ):
+        raise ValueError(
+            f"`augmenters` must be a layer making every view or a list of "
+            f"{num_views} layers, one per view. Received: augmenters={augmenters!r}"
+        )
+    return list(augmenters)
+
+
+def probe_labels(y, has_probe, model_name):
+    """The batch's labels for the online probe, flat `int32`, or `None` without."""
+    if y is None:
+        return None
+    if len(y.shape) > 2:
+        raise ValueError(
+            f"The labels have shape {tuple(y.shape)}, like images: a dataset whose "
+            "elements are (view_1, view_2) is read by Keras as (x, y). Make the "
+            "elements ((view_1, view_2),) or ((view_1, view_2), labels)."
+        )
+    if not has_probe:
+        raise ValueError(
+            "The batches carry labels but the model has no linear probe. "
+            f"Construct {model_name} with `num_classes=...` to train the "
+            "online linear probe, or drop the labels from the input pipeline."
+        )
+    return keras.ops.cast(keras.ops.reshape(y, (-1,)), "int32")
 
 
 PROBE_INPUTS = ("views", "images")
