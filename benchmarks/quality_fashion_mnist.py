@@ -120,6 +120,7 @@ class QualityConfig:
         help="Layers of the projection head: 2 (non-linear), linear (= 1) or none (= 0) "
         "(ablation: Figure 8).",
     )
+    probe_learning_rate: float = _reuse("probe_learning_rate")
     supervised_epochs: int = _option(3, "Epochs of the supervised baseline.", at_least=1)
     supervised_batch_size: int = _option(
         256, "Batch size of the supervised baseline.", at_least=1

@@ -89,6 +89,7 @@ def test_tiny_run_prints_every_row_and_writes_json(tmp_path, capsys):
         (["--crop_scale=0.2,1"], "crop_scale", (0.2, 1.0)),
         (["--optimizer=momentum"], "optimizer", "momentum"),
         (["--objective=paper"], "objective", "paper"),
+        (["--probe_learning_rate=0.03"], "probe_learning_rate", 0.03),
         (["--config=long"], "width_multiplier", 0.5),
         ([], "epochs", quality_fashion_mnist.CONFIGS["quick"].epochs),
     ],
