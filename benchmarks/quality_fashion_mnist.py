@@ -99,6 +99,7 @@ class QualityConfig:
     test_split: str = _reuse("eval_split", help="Split the accuracies are measured on.")
     resnet_depth: int = _reuse("resnet_depth")
     width_multiplier: float = _reuse("width_multiplier")
+    stem_stride: int = _reuse("stem_stride")
     epochs: int = _reuse("train_epochs", 5)
     train_steps: int = _reuse("train_steps")
     batch_size: int = _reuse("train_batch_size")
@@ -416,7 +417,8 @@ def _protocol_rows(representation, encoder, train_data, test_data, config, l2_gr
 
 def _encoder(config, image_shape, name):
     return models.resnet(
-        config.resnet_depth, config.width_multiplier, input_shape=image_shape, name=name
+        config.resnet_depth, config.width_multiplier, input_shape=image_shape, name=name,
+        stem_stride=config.stem_stride,
     )
 
 

@@ -40,6 +40,13 @@ def plan(config):
             f"{config.dataset!r}: random crops would only upsample. Use "
             f"--image_size={native} or smaller."
         )
+    if config.stem_stride != 1 and image_size > 32:
+        raise ValueError(
+            f"`stem_stride`={config.stem_stride} applies to the CIFAR stem of images of "
+            f"32 pixels or less; {config.dataset!r} trains at {image_size} pixels with the "
+            "ImageNet stem, whose strides are fixed. Use --stem_stride=1, or "
+            "--image_size=32 or smaller."
+        )
     steps_per_epoch = info.num_examples // config.train_batch_size
     if steps_per_epoch < 1:
         raise ValueError(

@@ -8,6 +8,7 @@ registries and trains it; `keras_simclr.planning` derives sizes and steps,
 """
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -86,6 +87,7 @@ def _resnet(config, plan_):
         depth=config.resnet_depth,
         width_multiplier=config.width_multiplier,
         input_shape=(plan_.image_size, plan_.image_size, plan_.channels),
+        stem_stride=config.stem_stride,
         sk_ratio=config.sk_ratio,
         synchronized_bn=config.global_bn,
         name="encoder",
@@ -361,6 +363,16 @@ def _check_model_dir(config, model):
     with tf.io.gfile.GFile(path) as f:
         previous = json.load(f)
     current = architecture(model)
+    # An encoder argument added since the run was written (stem_stride) has its
+    # default there.
+    recorded = previous.setdefault("encoder_config", {})
+    for name, parameter in inspect.signature(type(model.encoder).__init__).parameters.items():
+        if (
+            name in current["encoder_config"]
+            and name not in recorded
+            and parameter.default is not inspect.Parameter.empty
+        ):
+            recorded[name] = parameter.default
     if previous == current:
         return
     different = [

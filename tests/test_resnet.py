@@ -213,6 +213,50 @@ def test_cifar_stem_switch(input_shape, cifar_stem, expect_cifar):
         assert h.shape == (2, 64) and np.all(np.isfinite(h))
 
 
+def test_stem_stride_two_halves_every_later_resolution_with_the_same_variables():
+    paper = resnet(18, 0.125, (28, 28, 1))
+    halved = resnet(18, 0.125, (28, 28, 1), stem_stride=2)
+    assert paper.get_layer("stem_conv").strides == (1, 1)
+    assert halved.get_layer("stem_conv").strides == (2, 2)
+    assert "stem_pool" not in {layer.name for layer in halved.layers}
+    assert [v.shape for v in halved.weights] == [v.shape for v in paper.weights]
+    # 28 -> 14 after the stem, then 14, 7, 4, 2 through the stages.
+    sides = [halved.get_layer(f"block{stage}_2_out").output.shape[1] for stage in (2, 3, 4, 5)]
+    assert sides == [14, 7, 4, 2]
+    # Fixed padding, as for the other strided convolutions: one pixel before and after.
+    images = _images((2, 28, 28, 1))
+    (stem,) = _outputs(halved, ["stem_conv"], images)
+    kernel = halved.get_layer("stem_conv").kernel.numpy()
+    np.testing.assert_allclose(
+        stem, _numpy_conv(images, kernel, 2, (1, 1)), rtol=1e-4, atol=1e-4
+    )
+    config = halved.get_config()
+    assert config["stem_stride"] == 2 and paper.get_config()["stem_stride"] == 1
+    rebuilt = type(halved).from_config(config)
+    assert rebuilt.get_layer("stem_conv").strides == (2, 2)
+    # A configuration saved before the argument existed builds the paper's stem.
+    del config["stem_stride"]
+    assert type(halved).from_config(config).get_layer("stem_conv").strides == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(stem_stride=3), "`stem_stride` must be 1 .* Received: stem_stride=3"),
+        (dict(stem_stride=True), "`stem_stride` must be 1"),
+        (
+            dict(stem_stride=2, input_shape=(64, 64, 3)),
+            "applies to the CIFAR stem .* Pass stem_stride=1 or cifar_stem=True",
+        ),
+        (dict(stem_stride=2, cifar_stem=False), "applies to the CIFAR stem"),
+    ],
+)
+def test_stem_stride_is_checked(kwargs, message):
+    kwargs = {"input_shape": (28, 28, 1), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        resnet(18, 0.125, **kwargs)
+
+
 def _numpy_conv(x, kernel, stride, pad):
     """Cross-correlation of NHWC `x` with an HWIO kernel, zero-padded by `pad`."""
     x = np.pad(x, ((0, 0), pad, pad, (0, 0)))
@@ -387,7 +431,7 @@ def test_encoder_configuration_is_its_constructor_arguments(tmp_path):
     assert keras.saving.get_registered_name(resnet_lib.ResNet) == "keras_simclr>ResNet"
     assert model.get_config() == dict(
         name="encoder", trainable=True, depth=50, width_multiplier=0.0625,
-        input_shape=(40, 40, 3), cifar_stem=False, sk_ratio=0.0625, synchronized_bn=False,
+        input_shape=(40, 40, 3), cifar_stem=False, stem_stride=1, sk_ratio=0.0625, synchronized_bn=False,
         dtype="float32",
     )
     rebuilt = resnet_lib.ResNet.from_config(model.get_config())

@@ -177,12 +177,13 @@ def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(
     assert (record["method"], record["encoder"]) == ("keras_simclr>SimCLR", "keras_simclr>ResNet")
     assert record["encoder_config"] == {
         "depth": 18, "width_multiplier": 0.125, "input_shape": [28, 28, 1], "cifar_stem": True,
-        "sk_ratio": 0.0,
+        "stem_stride": 1, "sk_ratio": 0.0,
     }
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     for change, message in [
         (dict(width_multiplier=0.25), "encoder width_multiplier: 0.125 there, 0.25 now"),
         (dict(image_size=24), "encoder input_shape: [28, 28, 1] there, [24, 24, 1] now"),
+        (dict(stem_stride=2), "encoder stem_stride: 1 there, 2 now"),
         (dict(proj_out_dim=8), "projection_head_dense2/kernel [64, 16] there, [64, 8] now"),
     ]:
         with pytest.raises(ValueError, match="different architecture .*" + re.escape(message)):
@@ -190,10 +191,19 @@ def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == files
     # How the encoder runs is no part of what it is: global batch norm may change.
     runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=3, global_bn=True))
-    # A run written before the record existed resumes, and gets one.
-    (tmp_path / "run" / runner.ARCHITECTURE_FILE).unlink()
+    # A run recorded before the encoder had `stem_stride` resumes: the argument it
+    # lacks reads as its default.
+    del record["encoder_config"]["stem_stride"]
+    with open(tmp_path / "run" / runner.ARCHITECTURE_FILE, "w") as f:
+        json.dump(record, f)
     resumed, _ = runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4))
     assert int(resumed.optimizer.iterations.numpy()) == 4
+    with pytest.raises(ValueError, match=re.escape("encoder stem_stride: 1 there, 2 now")):
+        runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=5, stem_stride=2))
+    # A run written before the record existed resumes, and gets one.
+    (tmp_path / "run" / runner.ARCHITECTURE_FILE).unlink()
+    resumed, _ = runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=5))
+    assert int(resumed.optimizer.iterations.numpy()) == 5
     assert (tmp_path / "run" / runner.ARCHITECTURE_FILE).exists()
 
 
@@ -242,3 +252,17 @@ def test_a_new_encoder_class_carries_its_identity(tmp_path):
     assert record["encoder_config"]["filters"] == 8
     assert record == runner.architecture(model)
     assert runner.architecture(simclr(16))["encoder_config"]["filters"] == 16
+
+
+def test_stem_stride_on_images_of_the_imagenet_stem_is_refused_before_any_work(monkeypatch):
+    from keras_simclr import data
+    from keras_simclr import planning
+
+    monkeypatch.setattr(
+        planning.data, "info", lambda *args, **kwargs: data.DatasetInfo(1000, 10, (64, 64, 3), True)
+    )
+    config = runner.Config(dataset="folder_of_64px", stem_stride=2)
+    with pytest.raises(ValueError, match=r"`stem_stride`=2 applies to the CIFAR stem .* --image_size=32"):
+        planning.plan(config)
+    assert planning.plan(runner.Config(dataset="folder_of_64px", stem_stride=2, image_size=32))
+    assert planning.plan(runner.Config(dataset="folder_of_64px")).image_size == 64
