@@ -73,8 +73,8 @@ class SelfSupervisedModel(JaxState, keras.Model):
 
     When `num_classes` is set and the batches carry labels, the probe trains at the
     same time, on the encodings of every view (`probe_on="views"`) or of the clean
-    images (`probe_on="images"`); its gradient never reaches the encoder. Sharing a `LARS` optimizer, the probe gets neither its weight decay nor
-    its trust ratio.
+    images (`probe_on="images"`); its gradient never reaches the encoder. Sharing a
+    `LARS` optimizer, the probe gets neither its weight decay nor its trust ratio.
 
     Args:
         encoder: a `keras.Model` mapping image batches (float32 in [0, 1]) to 2-D
