@@ -54,7 +54,7 @@ def main():
         )
         model.compile(
             optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
-            probe_optimizer=keras.optimizers.Adam(1e-2),
+            probe_optimizer=keras.optimizers.Adam(0.1),
         )
         dataset = data.pretraining_dataset(
             (images, labels), args.batch_size,

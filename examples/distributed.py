@@ -161,7 +161,7 @@ def main(argv=None):
         model.compile(
             optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
             probe_optimizer=keras.optimizers.Adam(
-                optimizers.WarmupCosineDecay(1e-2, warmup_steps, total_steps)
+                optimizers.WarmupCosineDecay(0.1, warmup_steps, total_steps)
             ),
         )
     model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps_per_epoch, verbose=2)

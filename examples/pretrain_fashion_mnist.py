@@ -106,7 +106,7 @@ def pretrain(
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
         probe_optimizer=keras.optimizers.Adam(
-            optimizers.WarmupCosineDecay(1e-2, int(warmup_epochs * steps_per_epoch), total_steps)
+            optimizers.WarmupCosineDecay(0.1, int(warmup_epochs * steps_per_epoch), total_steps)
         ),
     )
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose)

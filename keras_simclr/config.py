@@ -188,7 +188,7 @@ class Config:
         choices=PROBE_OPTIMIZERS,
     )
     probe_learning_rate: float = _evaluation(
-        1e-2, "Peak learning rate of the probe's own optimizer (probe_optimizer=adam)."
+        0.1, "Peak learning rate of the probe's own optimizer (probe_optimizer=adam)."
     )
     probe_on: str = _evaluation(
         "images",

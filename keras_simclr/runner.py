@@ -161,10 +161,11 @@ def build_probe_optimizer(config, plan_):
     learning rates (probe loss above 50 in the first epoch of a Fashion-MNIST run
     at lr 2.4), so by default the probe has its own Adam on the same warm-up and
     cosine schedule. The probe standardises h first (`SimCLR(probe_batch_norm=
-    True)`), so one learning rate suits every run. Fitted offline on the h of a
-    3-epoch Fashion-MNIST model, such a probe at 1e-2 scored 84.6% on clean test
-    images (linear evaluation: 86.8%), at 1e-3 on raw h 78.2%. During training it
-    reports its accuracy on the augmented views, several points lower.
+    True)`), so one learning rate suits every run. Trained on the clean images
+    during the main job's 3 epochs (validation split), it ended at 80.5% at a peak
+    of 1e-2, 82.2% at 3e-2, 83.1% at 1e-1 (the default; 3.7 points below the
+    linear evaluation) and 81.8% at 3e-1: it chases an encoder that moves, and
+    the cosine decay lets it settle at the end.
     Neither choice touches the encoder (the probe reads stop_gradient(h)).
     """
     if not config.lineareval_while_pretraining or config.probe_optimizer == "shared":
