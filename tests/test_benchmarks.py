@@ -242,3 +242,22 @@ def test_probe_cost_prints_both_rates_and_their_ratio():
         assert re.fullmatch(rf"probe on the {name}: \d+ pairs/s \(\d+ per CPU-second\)",
                             lines[1 + ("views", "images").index(name)]), lines
     assert re.fullmatch(r"images / views: \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", lines[3])
+
+
+@pytest.mark.slow
+def test_stem_cost_prints_each_encoders_rate_and_ratio():
+    # The study's throughput figure for the CIFAR stem at stride 2 comes from this script.
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "stem_cost.py"), "--steps=1", "--rounds=1",
+         "--batch_size=16"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("# ResNet-18 training at 28 px, batch 16")
+    names = ("x0.5, stem stride 1", "x0.5, stem stride 2", "x0.25, stem stride 1")
+    for line, name in zip(lines[1:], names, strict=True):
+        assert re.fullmatch(
+            rf"{re.escape(name)}: \d+ pairs/s, \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", line
+        ), lines
+    assert "1.00x (1.00x by CPU time)" in lines[1]
