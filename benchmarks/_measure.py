@@ -12,7 +12,8 @@
 - `run_child(script, config)` / `child_main(measure)`: run one configuration in a
   fresh `python script --child JSON` process and read back its JSON result.
 - `machine()`, `markdown_table(...)`, `alternate(...)`: the run's context, the
-  printed table and alternating timing rounds.
+  printed table and alternating timing rounds; `main_job_fit(...)`: a timed run of
+  the main job's training for `alternate`.
 
 Nothing here imports TensorFlow at module level: a child process may first have to
 split the CPU into logical devices, which TensorFlow allows only before it starts.
@@ -240,6 +241,59 @@ def alternate(runs, rounds):
         }
         for name in runs
     }
+
+
+def main_job_fit(encoder, batch_size, steps, probe_on="images"):
+    """A callable for `alternate`: `steps` timed steps of the main job's training.
+
+    On 8 batches of random 28x28 grayscale images (the cost does not depend on what
+    the pixels show), the `simclr` command's recipe on `encoder` (a 2-layer head,
+    temperature 0.2, SGD Nesterov with the reference's L2 decay, the probe's own
+    Adam, `SimCLRAugment`'s grayscale preset in tf.data); its probe trains on the
+    clean images or on the views (`probe_on`). `fit()` is timed from the end of its first step to the end
+    of its last, leaving out its set-up; the step is traced and warmed up here.
+    Returns `run() -> (pairs, seconds, cpu_seconds)`.
+    """
+    import keras
+    import numpy as np
+
+    from keras_simclr import augment
+    from keras_simclr import data
+    from keras_simclr import models
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8 * batch_size, 28, 28, 1), "uint8")
+    labels = rng.integers(0, 10, len(images))
+    head = models.projection_head(encoder.output_shape[-1], output_dim=128)
+    model = models.SimCLR(
+        encoder, head, temperature=0.2, num_classes=10, probe_on=probe_on,
+        l2_weight_decay=1e-4,
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+        probe_optimizer=keras.optimizers.Adam(0.1),
+    )
+    dataset = data.pretraining_dataset(
+        (images, labels), batch_size,
+        augment=augment.SimCLRAugment(28, preset="grayscale", seed=0), seed=0,
+        probe_images=probe_on == "images",
+    )
+    ends = []
+    timer = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: ends.append(
+            (time.perf_counter(), time.process_time())
+        )
+    )
+
+    def run():
+        ends.clear()
+        model.fit(dataset, epochs=1, steps_per_epoch=steps + 1, verbose=0, shuffle=False,
+                  callbacks=[timer])
+        (first, cpu_first), (last, cpu_last) = ends[0], ends[-1]
+        return steps * batch_size, last - first, cpu_last - cpu_first
+
+    run()
+    return run
 
 
 # Child processes -------------------------------------------------------------

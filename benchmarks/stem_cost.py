@@ -16,7 +16,6 @@ Usage:
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,54 +37,18 @@ def main():
     args = parser.parse_args()
 
     import keras
-    import numpy as np
 
-    from keras_simclr import augment
-    from keras_simclr import data
     from keras_simclr import models
     from keras_simclr import runner
 
     keras.mixed_precision.set_global_policy(runner.mixed_precision_policy("auto"))
-    rng = np.random.default_rng(0)
-    # The cost does not depend on what the pixels show.
-    images = rng.integers(0, 256, (8 * args.batch_size, 28, 28, 1), "uint8")
-    labels = rng.integers(0, 10, len(images))
 
     def run_of(width_multiplier, stem_stride):
         keras.utils.set_random_seed(0)
         encoder = models.resnet(
             18, width_multiplier, input_shape=(28, 28, 1), stem_stride=stem_stride
         )
-        head = models.projection_head(encoder.output_shape[-1], output_dim=128)
-        model = models.SimCLR(
-            encoder, head, temperature=0.2, num_classes=10, probe_on="images",
-            l2_weight_decay=1e-4,
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
-            probe_optimizer=keras.optimizers.Adam(0.1),
-        )
-        dataset = data.pretraining_dataset(
-            (images, labels), args.batch_size,
-            augment=augment.SimCLRAugment(28, preset="grayscale", seed=0), seed=0,
-            probe_images=True,
-        )
-        ends = []
-        timer = keras.callbacks.LambdaCallback(
-            on_train_batch_end=lambda batch, logs: ends.append(
-                (time.perf_counter(), time.process_time())
-            )
-        )
-
-        def run():
-            ends.clear()
-            model.fit(dataset, epochs=1, steps_per_epoch=args.steps + 1, verbose=0, shuffle=False,
-                      callbacks=[timer])
-            (first, cpu_first), (last, cpu_last) = ends[0], ends[-1]
-            return args.steps * args.batch_size, last - first, cpu_last - cpu_first
-
-        run()  # traces the step, warms up the kernels
-        return run
+        return _measure.main_job_fit(encoder, args.batch_size, args.steps)
 
     runs = {name: run_of(*settings) for name, settings in ENCODERS.items()}
     timed = _measure.alternate(runs, args.rounds)

@@ -227,16 +227,20 @@ def test_library_overhead_prints_both_ratios():
         assert float(ratio.rstrip("x")) > 0 and cpu.endswith("x by CPU time)"), line
 
 
-@pytest.mark.slow
-def test_probe_cost_prints_both_rates_and_their_ratio():
-    # The README's figure for the probe on clean images comes from this script.
+def _printed_lines(script, *arguments):
+    """The stdout lines of `benchmarks/<script>` run with `arguments`; it must succeed."""
     completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "probe_cost.py"), "--steps=2", "--rounds=1",
-         "--batch_size=32"],
+        [sys.executable, str(BENCHMARKS / script), *arguments],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    lines = completed.stdout.splitlines()
+    return completed.stdout.splitlines()
+
+
+@pytest.mark.slow
+def test_probe_cost_prints_both_rates_and_their_ratio():
+    # The README's figure for the probe on clean images comes from this script.
+    lines = _printed_lines("probe_cost.py", "--steps=2", "--rounds=1", "--batch_size=32")
     assert lines[0].startswith("# main job's training, batch 32")
     for name in ("views", "images"):
         assert re.fullmatch(rf"probe on the {name}: \d+ pairs/s \(\d+ per CPU-second\)",
@@ -247,13 +251,7 @@ def test_probe_cost_prints_both_rates_and_their_ratio():
 @pytest.mark.slow
 def test_stem_cost_prints_each_encoders_rate_and_ratio():
     # The study's throughput figure for the CIFAR stem at stride 2 comes from this script.
-    completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "stem_cost.py"), "--steps=1", "--rounds=1",
-         "--batch_size=16"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    lines = completed.stdout.splitlines()
+    lines = _printed_lines("stem_cost.py", "--steps=1", "--rounds=1", "--batch_size=16")
     assert lines[0].startswith("# ResNet-18 training at 28 px, batch 16")
     names = ("x0.5, stem stride 1", "x0.5, stem stride 2", "x0.25, stem stride 1")
     for line, name in zip(lines[1:], names, strict=True):
