@@ -121,7 +121,7 @@ class Config:
     )
     stem_stride: int = _model(
         1,
-        "Stride of the CIFAR stem's convolution (images of 32 pixels or less): 1 (the paper's) or 2 (every later layer at half the resolution: about 3.4x the throughput on CPUs).",
+        "Stride of the CIFAR stem's convolution (images of 32 pixels or less): 1 (the paper's) or 2 (every later layer at half the resolution: about 3x the throughput on CPUs).",
         choices=(1, 2),
     )
     sk_ratio: float = _model(0.0, "Selective-kernel ratio (SimCLRv2 uses 0.0625); 0 disables.")

@@ -18,7 +18,7 @@ The encoder f maps images to the representation h (Section 2.1 of Chen et al.,
   ResNet-18/34), as the reference does;
 - the CIFAR stem (3x3 stride-1 convolution, no max-pool) for small images
   (Appendix B.9), optionally at stride 2 (`stem_stride=2`): every later layer then
-  works at half the resolution, about 3.4x the throughput on CPUs;
+  works at half the resolution, about 3x the throughput on CPUs;
 - SimCLRv2's selective kernels (Chen et al., 2020b, Section 3) with the ResNet-D
   stem and average-pooled projection shortcuts.
 
