@@ -32,6 +32,8 @@ Every knob of the configuration has a flag, so the paper's ablations run by flag
     --color_jitter_strength=0     crop and flip only ("no colour jitter", Figure 5)
     --num_proj_layers=linear      a linear projection head (Figure 8); 0: no head
     --temperature=0.5             the temperature (Table 5)
+    --eval_head_layers=1,2        also evaluate the head's layer outputs (which layer is
+                                  kept, Figure 8's comparison of h and g(h))
 
 `--baselines=` (empty) skips the baselines, whose figures do not depend on these
 knobs. The table is Markdown, to paste into the README; `--output` writes the rows,
@@ -122,6 +124,12 @@ class QualityConfig:
         "(ablation: Figure 8).",
     )
     probe_learning_rate: float = _reuse("probe_learning_rate")
+    eval_head_layers: tuple = _option(
+        (),
+        "Comma-separated projection-head layers whose outputs are also evaluated, e.g. "
+        "1,2 (1: the first layer, after its ReLU, SimCLRv2's fine-tuning start; the "
+        "head's last layer: z). h is always evaluated.",
+    )
     supervised_epochs: int = _option(3, "Epochs of the supervised baseline.", at_least=1)
     supervised_batch_size: int = _option(
         256, "Batch size of the supervised baseline.", at_least=1
@@ -191,8 +199,8 @@ CONFIGS = {
 }
 
 # Fields whose flag is parsed by `resolve_config` (`num_proj_layers` also takes
-# "linear" and "none"; `crop_scale` is "low,high").
-_PARSED_LATER = ("num_proj_layers", "crop_scale")
+# "linear" and "none"; `crop_scale` is "low,high"; `eval_head_layers` "1,2").
+_PARSED_LATER = ("num_proj_layers", "crop_scale", "eval_head_layers")
 
 
 def _flag_fields():
@@ -249,10 +257,39 @@ def resolve_config(args):
                 "`crop_scale` must be two numbers low,high, e.g. 0.2,1.0. Received: "
                 f"crop_scale={overrides['crop_scale']!r}"
             ) from None
+    if "eval_head_layers" in overrides:
+        overrides["eval_head_layers"] = _layer_list(overrides["eval_head_layers"])
     config = dataclasses.replace(CONFIGS[args.config], **overrides)
     # The job's checks of the pretraining fields, and the benchmark's own.
     job_config.check_fields(config)
+    _check_head_layers(config)
     return config
+
+
+def _layer_list(text):
+    try:
+        return tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
+    except ValueError:
+        raise ValueError(
+            "`eval_head_layers` must be comma-separated layer numbers, e.g. 1,2. "
+            f"Received: eval_head_layers={text!r}"
+        ) from None
+
+
+def _check_head_layers(config):
+    """Each layer of `eval_head_layers` exists in the head the run trains."""
+    bad = [k for k in config.eval_head_layers if not 1 <= k <= config.num_proj_layers]
+    if bad:
+        head = (
+            "no projection head (--num_proj_layers=0)"
+            if config.num_proj_layers == 0
+            else f"layers 1 to {config.num_proj_layers}"
+        )
+        raise ValueError(
+            f"`eval_head_layers` names layers {bad}, but the projection head has {head}; "
+            "h (layer 0) is always evaluated. Pass layers within the head, or a deeper "
+            f"--num_proj_layers. Received: eval_head_layers={config.eval_head_layers}"
+        )
 
 
 def _head_layers(value):
@@ -415,6 +452,15 @@ def _protocol_rows(representation, encoder, train_data, test_data, config, l2_gr
     return rows
 
 
+def _head_features(model, layer, image_shape):
+    """The encoder followed by the projection head's first `layer` layers, in
+    inference mode (batch norm on its moving statistics)."""
+    images = keras.Input(image_shape)
+    head = models.projection_head_layers(model.projection_head, layer)
+    features = head(model.encoder(images, training=False), training=False)
+    return keras.Model(images, features, name=f"head_layer{layer}")
+
+
 def _encoder(config, image_shape, name):
     return models.resnet(
         config.resnet_depth, config.width_multiplier, input_shape=image_shape, name=name,
@@ -507,6 +553,12 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
             }
         )
         rows += _protocol_rows(simclr, model.encoder, train_data, test_data, config)
+        for layer in config.eval_head_layers:
+            rows += _protocol_rows(
+                f"{simclr}, projection-head layer {layer}",
+                _head_features(model, layer, image_shape),
+                train_data, test_data, config,
+            )
     finally:
         if temporary:
             shutil.rmtree(model_dir, ignore_errors=True)
