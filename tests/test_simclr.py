@@ -4,6 +4,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -53,6 +54,23 @@ def test_fit_reduces_contrastive_loss():
     model = _model()
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     assert_fit_reduces_contrastive_loss(model)
+
+
+def test_fit_on_a_dataset_does_not_warn_about_keras_shuffle_default():
+    # pretraining_dataset() shuffles; Keras would warn that fit()'s default
+    # shuffle=True is ignored for a tf.data.Dataset, at every run.
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    dataset = tf.data.Dataset.from_tensor_slices((_views(n=16),)).batch(8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(dataset, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)], [
+        str(w.message) for w in caught
+    ]
+    # Without the library's default, Keras does warn: the check can fail.
+    with pytest.warns(UserWarning, match="shuffle"):
+        keras.Model.fit(model, dataset, epochs=1, verbose=0, shuffle=True)
 
 
 def assert_fit_reduces_contrastive_loss(model):

@@ -352,6 +352,10 @@ class SelfSupervisedModel(JaxState, keras.Model):
                 x, y, batch_size, kwargs.get("shuffle", True), replicas
             ), None, None
         inputs.check_global_batch(x, batch_size, replicas, static=distribute.is_tpu(self))
+        if inputs.is_tf_dataset(x):
+            # Keras ignores `shuffle` for a tf.data.Dataset (`pretraining_dataset`
+            # shuffles, seeded) and warns at every fit() called with its default.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, y, batch_size=batch_size, **kwargs)
 
     def train_step(self, *args):

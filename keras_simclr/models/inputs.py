@@ -113,7 +113,7 @@ def _is_tf_tensor(x):
     return tf is not None and isinstance(x, tf.Tensor)
 
 
-def _is_tf_dataset(x):
+def is_tf_dataset(x):
     tf = sys.modules.get("tensorflow")
     return tf is not None and isinstance(x, tf.data.Dataset)
 
@@ -140,7 +140,7 @@ def check_global_batch(x, batch_size, replicas, static=False):
     """
     if replicas <= 1 and not static:
         return
-    if _is_tf_dataset(x):
+    if is_tf_dataset(x):
         leaves = _tf().nest.flatten(x.element_spec)
         size = leaves[0].shape[0] if leaves and leaves[0].shape.rank else None
         if size is None and static:
