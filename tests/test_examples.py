@@ -286,9 +286,9 @@ def test_finetune(run):
         for line in stdout.splitlines()
         if line.startswith("fashion_mnist")
     }
-    assert set(rows) == {"fine-tune (10% labels)", "supervised (10% labels)"}
+    assert set(rows) == {"fine-tune (1% labels)", "supervised (1% labels)"}
     for row in rows.values():
-        assert row[-4:-1] == ["100", "256", "1"]  # 10% of 1000 labels, test set, 1 epoch
+        assert row[-4:-1] == ["10", "256", "1"]  # 1% of 1000 labels, test set, 1 epoch
     for label in ("fine-tuned accuracy", "supervised baseline accuracy"):
         assert 0.0 <= _percent(label, stdout) <= 100.0
 
