@@ -243,6 +243,25 @@ def alternate(runs, rounds):
     }
 
 
+def main_job_arguments(doc, steps, rounds):
+    """The command line of a `main_job_fit` comparison (`--steps`, `--rounds`,
+    `--batch_size`), parsed; also sets the job's mixed-precision policy."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=steps, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--batch_size", type=int, default=256)
+    args = parser.parse_args()
+
+    import keras
+
+    from keras_simclr import runner
+
+    keras.mixed_precision.set_global_policy(runner.mixed_precision_policy("auto"))
+    return args
+
+
 def main_job_fit(encoder, batch_size, steps, probe_on="images"):
     """A callable for `alternate`: `steps` timed steps of the main job's training.
 

@@ -13,7 +13,6 @@ Usage:
     python benchmarks/probe_cost.py [--steps=20] [--rounds=3]
 """
 
-import argparse
 import os
 import sys
 
@@ -23,18 +22,11 @@ import _measure  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=256)
-    args = parser.parse_args()
+    args = _measure.main_job_arguments(__doc__, steps=20, rounds=3)
 
     import keras
 
     from keras_simclr import models
-    from keras_simclr import runner
-
-    keras.mixed_precision.set_global_policy(runner.mixed_precision_policy("auto"))
 
     def run_of(probe_on):
         keras.utils.set_random_seed(0)

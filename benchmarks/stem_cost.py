@@ -13,7 +13,6 @@ Usage:
     python benchmarks/stem_cost.py [--steps=8] [--rounds=2]
 """
 
-import argparse
 import os
 import sys
 
@@ -30,18 +29,11 @@ ENCODERS = {
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--batch_size", type=int, default=256)
-    args = parser.parse_args()
+    args = _measure.main_job_arguments(__doc__, steps=8, rounds=2)
 
     import keras
 
     from keras_simclr import models
-    from keras_simclr import runner
-
-    keras.mixed_precision.set_global_policy(runner.mixed_precision_policy("auto"))
 
     def run_of(width_multiplier, stem_stride):
         keras.utils.set_random_seed(0)
