@@ -243,15 +243,18 @@ def alternate(runs, rounds):
     }
 
 
-def main_job_arguments(doc, steps, rounds):
+def main_job_arguments(doc, steps, rounds, add_arguments=None):
     """The command line of a `main_job_fit` comparison (`--steps`, `--rounds`,
-    `--batch_size`), parsed; also sets the job's mixed-precision policy."""
+    `--batch_size`, and what `add_arguments(parser)` adds), parsed before TensorFlow is
+    imported; also sets the job's mixed-precision policy."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=steps, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--batch_size", type=int, default=256)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args()
 
     import keras

@@ -249,13 +249,29 @@ def test_probe_cost_prints_both_rates_and_their_ratio():
 
 
 @pytest.mark.slow
-def test_stem_cost_prints_each_encoders_rate_and_ratio():
-    # The study's throughput figure for the CIFAR stem at stride 2 comes from this script.
-    lines = _printed_lines("stem_cost.py", "--steps=1", "--rounds=1", "--batch_size=16")
-    assert lines[0].startswith("# ResNet-18 training at 28 px, batch 16")
-    names = ("x0.5, stem stride 1", "x0.5, stem stride 2", "x0.25, stem stride 1")
+def test_encoder_cost_prints_each_encoders_rate_and_ratio():
+    # The study's throughput figures for the stem at stride 2 and for depth come from
+    # this script.
+    lines = _printed_lines(
+        "encoder_cost.py", "--steps=1", "--rounds=1", "--batch_size=16",
+        "--encoders=18x0.5,18x0.5/2,34x0.25",
+    )
+    assert lines[0].startswith("# ResNet training at 28 px, batch 16")
+    names = ("ResNet-18 x0.5, stem stride 1", "ResNet-18 x0.5, stem stride 2",
+             "ResNet-34 x0.25, stem stride 1")
     for line, name in zip(lines[1:], names, strict=True):
         assert re.fullmatch(
             rf"{re.escape(name)}: \d+ pairs/s, \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", line
         ), lines
     assert "1.00x (1.00x by CPU time)" in lines[1]
+
+
+@pytest.mark.parametrize("encoders", ["18x0.5,19x1", "18x0.5,18x0.5", "18xa", "18x0.5/3"])
+def test_encoder_cost_rejects_a_bad_encoder_list_before_any_work(encoders):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "encoder_cost.py"), f"--encoders={encoders}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "argument --encoders:" in result.stderr
+    assert "pairs/s" not in result.stdout
