@@ -32,6 +32,8 @@ Every knob of the configuration has a flag, so the paper's ablations run by flag
     --color_jitter_strength=0     crop and flip only ("no colour jitter", Figure 5)
     --num_proj_layers=linear      a linear projection head (Figure 8); 0: no head
     --temperature=0.5             the temperature (Table 5)
+    --use_blur                    Gaussian blur, which the grayscale preset leaves out
+                                  at 28 px (the paper's ImageNet augmentation, Figure 4)
     --eval_head_layers=1,2        also evaluate the head's layer outputs (which layer is
                                   kept, Figure 8's comparison of h and g(h))
 
@@ -118,6 +120,7 @@ class QualityConfig:
     temperature: float = _reuse("temperature")
     color_jitter_strength: float | None = _reuse("color_jitter_strength")
     crop_scale: tuple = _reuse("crop_scale")
+    use_blur: bool | None = _reuse("use_blur")
     num_proj_layers: int = _reuse(
         "num_proj_layers",
         help="Layers of the projection head: 2 (non-linear), linear (= 1) or none (= 0) "
@@ -208,6 +211,14 @@ def _flag_fields():
     return [field for field in dataclasses.fields(QualityConfig) if field.metadata.get("help")]
 
 
+def _boolean(text):
+    """`true`/`false` (also 1/0, yes/no) of a boolean flag."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, received {text!r}")
+    return value[text.lower()]
+
+
 def parse_args(argv=None):
     """The command line: a preset, overrides of its fields, and where results go."""
     parser = argparse.ArgumentParser(
@@ -218,6 +229,12 @@ def parse_args(argv=None):
     parser.add_argument("--config", choices=tuple(CONFIGS), default="quick")
     for field in _flag_fields():
         kind = job_config.value_type(field)
+        if kind is bool:  # --name alone is --name=true
+            parser.add_argument(
+                f"--{field.name}", type=_boolean, nargs="?", const=True, default=None,
+                help=field.metadata["help"],
+            )
+            continue
         parser.add_argument(
             f"--{field.name}",
             type=str if field.name in _PARSED_LATER or kind is tuple else kind,
