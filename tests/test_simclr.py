@@ -630,7 +630,10 @@ def test_model_saved_before_the_base_class_loads_and_continues_identically():
     logs = restored.fit(*data, batch_size=8, epochs=1, shuffle=False, verbose=0).history
     np.testing.assert_allclose(logs["loss"], saved["next_loss"], rtol=1e-6)
     np.testing.assert_allclose(logs["probe_loss"], saved["next_probe_loss"], rtol=1e-6)
+    # The reference weights were trained on another CPU: oneDNN's kernels differ in the
+    # last bits between CPUs (6e-7 apart on an Intel Xeon), while a lost optimizer state
+    # (momentum or Adam moments reset) moves them by more than 1.
     for weight in restored.weights:
         np.testing.assert_allclose(
-            weight.numpy(), saved["next/" + weight.path], rtol=1e-6, atol=1e-7, err_msg=weight.path
+            weight.numpy(), saved["next/" + weight.path], rtol=1e-5, atol=1e-5, err_msg=weight.path
         )
