@@ -30,7 +30,7 @@ A recipe is `name:key=value,...` (keys, all optional):
 Usage:
 
     python benchmarks/probe_replay.py --model_dir=DIR [--output=replay.json]
-        [--recipes default ema99:ema=0.99 ...]
+        [--encodings=DIR.npz] [--seed=0] [--recipes default ema99:ema=0.99 ...]
 """
 
 import argparse
@@ -107,6 +107,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the replay's shuffles.")
     parser.add_argument("--output", default=None, help="Write the results here as JSON.")
+    parser.add_argument(
+        "--encodings", default=None,
+        help="An .npz that keeps the replay's encodings: read when it exists (for this "
+        "--model_dir and --seed), written otherwise, so that more recipes skip the encoding.",
+    )
     args = parser.parse_args(argv)
     if args.recipes is None:
         args.recipes = [parse_recipe(text) for text in DEFAULT_RECIPES]
@@ -245,6 +250,43 @@ def encode_replay(config, model_dir, seed):
     }
 
 
+def save_encodings(replayed, path, model_dir, seed):
+    import numpy as np
+
+    steps = sorted(replayed["h_eval"])
+    np.savez(
+        path, h_steps=replayed["h_steps"], labels_steps=replayed["labels_steps"],
+        eval_steps=np.array(steps), eval_labels=replayed["eval_labels"],
+        linear=replayed["linear"], num_classes=replayed["num_classes"],
+        model_dir=os.path.abspath(model_dir), seed=seed,
+        **{f"h_eval_{step}": replayed["h_eval"][step] for step in steps},
+    )
+
+
+def load_encodings(path, config, model_dir, seed):
+    """The encodings `save_encodings` kept, refused when they are another run's."""
+    import numpy as np
+
+    from keras_simclr import runner
+
+    kept = np.load(path)
+    if str(kept["model_dir"]) != os.path.abspath(model_dir) or int(kept["seed"]) != seed:
+        raise ValueError(
+            f"--encodings={path!r} holds the replay of {str(kept['model_dir'])!r} at seed "
+            f"{int(kept['seed'])}, not of {os.path.abspath(model_dir)!r} at seed {seed}: "
+            "name another file (it is written on first use)."
+        )
+    return {
+        "h_steps": kept["h_steps"],
+        "labels_steps": kept["labels_steps"],
+        "h_eval": {int(step): kept[f"h_eval_{step}"] for step in kept["eval_steps"]},
+        "eval_labels": kept["eval_labels"],
+        "linear": float(kept["linear"]),
+        "num_classes": int(kept["num_classes"]),
+        "plan": runner.plan(config),
+    }
+
+
 def replay(replayed, settings, config, seed=0):
     """Trains one probe recipe on the replayed encodings: accuracy (%) at each epoch end."""
     import keras
@@ -322,11 +364,16 @@ def main(argv=None):
     args = parse_args(argv)
     config = read_config(args.model_dir)
     start = time.perf_counter()
-    replayed = encode_replay(config, args.model_dir, args.seed)
+    if args.encodings and os.path.exists(args.encodings):
+        replayed = load_encodings(args.encodings, config, args.model_dir, args.seed)
+    else:
+        replayed = encode_replay(config, args.model_dir, args.seed)
+        if args.encodings:
+            save_encodings(replayed, args.encodings, args.model_dir, args.seed)
     encoded = time.perf_counter() - start
     own = run_history(args.model_dir)
     print(f"# {args.model_dir}: {len(replayed['h_steps'])} steps replayed from its "
-          f"checkpoints in {encoded:.0f} s; linear evaluation {replayed['linear']:.2f}%")
+          f"checkpoints (or --encodings) in {encoded:.0f} s; linear evaluation {replayed['linear']:.2f}%")
     if own:
         print(f"# the run's own probe at each epoch's end: {' / '.join(f'{a:.2f}' for a in own)}")
     print("| recipe | settings | probe at each epoch's end % | gap to linear (points) | s |")

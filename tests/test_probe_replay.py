@@ -131,6 +131,18 @@ def test_a_checkpointed_run_replays_every_recipe(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "16 steps replayed" in printed and "| ema | ema=0.9 |" in printed
 
+    # Kept encodings replay the same recipe to the same curve, and only for their run.
+    kept = tmp_path / "encodings.npz"
+    again = tmp_path / "again.json"
+    for _ in range(2):  # written, then read
+        probe_replay.main([
+            f"--model_dir={model_dir}", f"--output={again}", f"--encodings={kept}",
+            "--recipes", "default",
+        ])
+        assert json.loads(again.read_text())["recipes"][0]["curve"] == record["recipes"][0]["curve"]
+    with pytest.raises(ValueError, match="not of .* at seed 1: name another file"):
+        probe_replay.main([f"--model_dir={model_dir}", f"--encodings={kept}", "--seed=1"])
+
     # Without checkpoints at each epoch's end the replay stops before any work.
     with pytest.raises(ValueError, match="lacks the checkpoints of steps"):
         probe_replay.main([f"--model_dir={_thinned(model_dir, keep=(4, 12, 16))}"])
