@@ -127,6 +127,7 @@ class QualityConfig:
         "(ablation: Figure 8).",
     )
     probe_learning_rate: float = _reuse("probe_learning_rate")
+    probe_average: float = _reuse("probe_average")
     eval_head_layers: tuple = _option(
         (),
         "Comma-separated projection-head layers whose outputs are also evaluated, e.g. "

@@ -190,6 +190,10 @@ class Config:
     probe_learning_rate: float = _evaluation(
         0.1, "Peak learning rate of the probe's own optimizer (probe_optimizer=adam)."
     )
+    probe_average: float = _evaluation(
+        0.98,
+        "Momentum of the moving average of the probe's weights that scores it (val_probe_*); its own optimizer then stays at probe_learning_rate after the warm-up instead of decaying. 0: no average, the cosine decay.",
+    )
     probe_on: str = _evaluation(
         "images",
         "What the online probe trains on: images (the clean training images, one more forward pass in inference mode; ends closer to the linear evaluation) or views (the reference: both augmented views).",
@@ -273,6 +277,11 @@ class Config:
         for name in ("temperature", "probe_learning_rate", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)}")
+        if not 0 <= self.probe_average < 1:
+            raise ValueError(
+                "`probe_average` must be a momentum in [0, 1), e.g. --probe_average=0.98 "
+                f"(0: no average). Received: probe_average={self.probe_average}"
+            )
         if self.image_size is not None and self.image_size < 8:
             raise ValueError(
                 f"`image_size` must be >= 8 pixels. Received: image_size={self.image_size}"

@@ -44,7 +44,8 @@ def main(out):
         x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
         encoder = keras.Model(inputs, x)
         model = models.SimCLR(
-            encoder, models.projection_head(8, output_dim=4, synchronized_bn=True), temperature=0.5, num_classes=3
+            encoder, models.projection_head(8, output_dim=4, synchronized_bn=True), temperature=0.5, num_classes=3,
+            probe_average=0.5,  # its average is assigned across the workers too
         )
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
     history = model.fit(dataset, epochs=1, verbose=0)

@@ -29,6 +29,8 @@ def test_every_field_has_a_section_and_help_and_config_stays_flat():
         (dict(train_batch_size=0), "`train_batch_size` must be >= 1. Received: train_batch_size=0"),
         (dict(cpu_devices=-1), "`cpu_devices` must be >= 0. Received: cpu_devices=-1"),
         (dict(encoder="vit"), "`encoder` must be one of ['resnet']"),
+        (dict(probe_average=1.0), "`probe_average` must be a momentum in [0, 1), e.g. "
+         "--probe_average=0.98 (0: no average). Received: probe_average=1.0"),
     ],
 )
 def test_choices_and_bounds_come_from_the_field_metadata(kwargs, message):

@@ -124,6 +124,8 @@ def test_head_layers_are_evaluated_after_h_on_the_heads_outputs(tmp_path):
         (["--optimizer=momentum"], "optimizer", "momentum"),
         (["--objective=paper"], "objective", "paper"),
         (["--probe_learning_rate=0.03"], "probe_learning_rate", 0.03),
+        (["--probe_average=0"], "probe_average", 0.0),
+        ([], "probe_average", 0.98),
         (["--eval_head_layers=2,1"], "eval_head_layers", (1, 2)),
         (["--config=long"], "width_multiplier", 0.5),
         ([], "epochs", quality_fashion_mnist.CONFIGS["quick"].epochs),

@@ -57,11 +57,13 @@ def test_probe_is_scored_on_the_clean_evaluation_images_each_epoch(data_dir, tmp
                    checkpoint_epochs=0, eval_split="test")
     model, history = runner.pretrain(config)
     assert len(history["val_probe_accuracy"]) == 2 and len(history["probe_accuracy"]) == 2
-    # The last epoch's figure is the saved probe's accuracy on the 256 test images.
+    # The last epoch's figure is the saved probe's accuracy on the 256 test images,
+    # scored with the moving average of its weights (the job's default).
     test, _ = runner.evaluation_data(config, runner.plan(config), "test")
     images, labels = (np.concatenate(parts) for parts in zip(*test.as_numpy_iterator()))
     saved = keras.models.load_model(tmp_path / "run" / "model.keras")
-    logits = saved.probe(saved.encoder(images, training=False), training=False)
+    assert saved.probe_average == config.probe_average == 0.98
+    logits = saved.probe_logits(saved.encoder(images, training=False))
     accuracy = np.mean(np.argmax(np.asarray(logits), axis=-1) == labels)
     np.testing.assert_allclose(history["val_probe_accuracy"][-1], accuracy, atol=1e-6)
     with open(tmp_path / "run" / "history.csv") as f:
@@ -139,6 +141,15 @@ def test_finetune_mode_follows_simclr_v2(data_dir, tmp_path):
     assert runner.ft_proj_selector(runner.Config(num_proj_layers=0)) == 0
 
 
+@pytest.mark.parametrize("average, end", [(0.98, 0.1), (0.0, 0.0)])
+def test_probe_rate_stays_at_its_peak_when_an_average_scores_the_probe(average, end):
+    config = runner.Config(train_steps=100, probe_average=average)
+    plan = runner.plan(config)
+    optimizer = runner.build_probe_optimizer(config, plan)
+    optimizer.iterations.assign(plan.total_steps)
+    np.testing.assert_allclose(float(optimizer.learning_rate), end, atol=1e-7)
+
+
 def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     import tensorflow as tf
 
@@ -162,6 +173,16 @@ def test_resume_restores_the_probe_and_its_optimizer(data_dir, tmp_path):
     kernel = saved.get_tensor("probe_optimizer/_trainable_variables/0/.ATTRIBUTES/VARIABLE_VALUE")
     assert kernel.shape == resumed.probe.trainable_weights[0].shape
     assert 0 < np.abs(kernel - resumed.probe.trainable_weights[0].numpy()).max() < 1.0
+    # And so did the moving average that scores it (checkpointed with the model).
+    average = "model/probe_average_kernel/.ATTRIBUTES/VARIABLE_VALUE"
+    assert average in names, names
+    assert 0 < np.abs(saved.get_tensor(average) - kernel).max()  # an average, not the weights
+    # Restored from step 4, the average is the checkpoint's, not a fresh copy of
+    # the restored weights (the checkpoint holds both, and they differ).
+    restored = runner.build_model(config, runner.plan(config))
+    checkpoint = tf.train.Checkpoint(model=restored)
+    checkpoint.restore(f"{directory}/ckpt-4").expect_partial()
+    np.testing.assert_array_equal(restored._probe_averages[0].numpy(), saved.get_tensor(average))
 
 
 def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(

@@ -28,12 +28,15 @@ def _encoder(channels=3, size=8, synchronized=True, name="encoder"):
     return keras.Model(inputs, x, name=name)
 
 
-def _model(num_classes=None, augmenter=None, seed=0, temperature=0.5, synchronized=True):
+def _model(
+    num_classes=None, augmenter=None, seed=0, temperature=0.5, synchronized=True, probe_average=0.0
+):
     keras.utils.set_random_seed(seed)
     encoder = _encoder(synchronized=synchronized)
     head = models.projection_head(8, num_layers=2, output_dim=4, synchronized_bn=synchronized)
     return models.SimCLR(
-        encoder, head, augmenter=augmenter, temperature=temperature, num_classes=num_classes
+        encoder, head, augmenter=augmenter, temperature=temperature, num_classes=num_classes,
+        probe_average=probe_average,
     )
 
 
@@ -221,9 +224,9 @@ def test_probe_learns_under_default_lars():
     assert history.history["probe_accuracy"][-1] > 0.9, history.history["probe_accuracy"]
 
 
-def _one_step(strategy, view_1, view_2, labels=None, num_classes=None):
+def _one_step(strategy, view_1, view_2, labels=None, num_classes=None, probe_average=0.0):
     with strategy.scope():
-        model = _model(num_classes=num_classes)
+        model = _model(num_classes=num_classes, probe_average=probe_average)
         model.compile(optimizer=keras.optimizers.SGD(0.5))
     inputs = ((view_1, view_2),) if labels is None else ((view_1, view_2), labels)
     dataset = tf.data.Dataset.from_tensors(inputs)
@@ -338,19 +341,81 @@ def test_probe_on_is_kept_and_checked():
         )
 
 
-def test_two_replicas_equal_one_device(two_cpu_strategy, one_cpu_strategy):
+@pytest.mark.parametrize("probe_average", [0.0, 0.5], ids=["probe", "averaged_probe"])
+def test_two_replicas_equal_one_device(two_cpu_strategy, one_cpu_strategy, probe_average):
     view_1, view_2 = _views(n=8)
     labels = np.arange(8) % 3
-    one, one_logs = _one_step(one_cpu_strategy, view_1, view_2, labels, num_classes=3)
-    two, two_logs = _one_step(two_cpu_strategy, view_1, view_2, labels, num_classes=3)
+    one, one_logs = _one_step(
+        one_cpu_strategy, view_1, view_2, labels, num_classes=3, probe_average=probe_average
+    )
+    two, two_logs = _one_step(
+        two_cpu_strategy, view_1, view_2, labels, num_classes=3, probe_average=probe_average
+    )
+    assert len(one._probe_averages) == (2 if probe_average else 0)
     for key in one_logs:
         np.testing.assert_allclose(two_logs[key], one_logs[key], rtol=1e-5, atol=1e-6, err_msg=key)
     for a, b in zip(_weights(one), _weights(two)):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
     # The step really moved the weights (the comparison above is not vacuous).
-    fresh = _model(num_classes=3)
+    fresh = _model(num_classes=3, probe_average=probe_average)
     moved = max(np.abs(a - b).max() for a, b in zip(_weights(one), _weights(fresh)))
     assert moved > 1e-3
+
+
+def assert_probe_average_follows_its_rule_and_scores_the_probe(make_model, path):
+    """`make_model(probe_average)`: the average of the probe's dense weights after
+    each step, what `evaluate` scores, and what a saved model keeps."""
+    view_1, view_2 = _views(n=8)
+    labels = np.arange(8) % 2
+    model = make_model(0.75)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), probe_optimizer=keras.optimizers.Adam(0.1))
+    dense = model.probe.get_layer("linear_probe_dense")
+
+    def dense_weights():
+        return [np.asarray(dense.kernel.numpy()), np.asarray(dense.bias.numpy())]
+
+    expected = dense_weights()
+    for average, weight in zip(model._probe_averages, expected):
+        np.testing.assert_array_equal(np.asarray(average.numpy()), weight)  # starts there
+    for _ in range(3):
+        model.fit((view_1, view_2), labels, batch_size=8, epochs=1, verbose=0)
+        expected = [0.75 * e + 0.25 * w for e, w in zip(expected, dense_weights())]
+    averages = [np.asarray(a.numpy()) for a in model._probe_averages]
+    for average, value in zip(averages, expected):
+        np.testing.assert_allclose(average, value, rtol=1e-5, atol=1e-7)
+    assert max(np.abs(a - w).max() for a, w in zip(averages, dense_weights())) > 1e-3
+
+    # The scored probe is the average: the standardised h times its weights.
+    logs = model.evaluate((view_1, view_2), labels, batch_size=8, verbose=0, return_dict=True)
+    h = model.encoder(view_1, training=False)
+    standardised = np.asarray(model.probe.get_layer("linear_probe_bn")(h, training=False))
+
+    def loss_of(logits):
+        log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        return -np.mean(log_softmax[np.arange(8), labels])
+
+    averaged = loss_of(standardised @ averages[0] + averages[1])
+    np.testing.assert_allclose(logs["probe_loss"], averaged, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(model.probe_logits(h)), standardised @ averages[0] + averages[1], rtol=1e-5, atol=1e-6)
+    assert abs(loss_of(np.asarray(model.probe(h, training=False))) - averaged) > 1e-4
+
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert restored.probe_average == 0.75
+    for a, b in zip(restored._probe_averages, averages):
+        np.testing.assert_array_equal(np.asarray(a.numpy()), b)
+
+
+def test_probe_average_follows_its_rule_and_scores_the_probe(tmp_path):
+    assert_probe_average_follows_its_rule_and_scores_the_probe(
+        lambda momentum: _model(num_classes=2, probe_average=momentum), tmp_path / "m.keras"
+    )
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1, True, "0.9"])
+def test_probe_average_outside_0_1_is_refused(value):
+    with pytest.raises(ValueError, match=r"`probe_average` must be a momentum in \[0, 1\)"):
+        _model(num_classes=2, probe_average=value)
 
 
 def test_probe_gradient_does_not_reach_encoder():
@@ -618,8 +683,10 @@ def test_model_saved_before_the_base_class_loads_and_continues_identically():
     assert isinstance(restored, models.SimCLR)
     assert keras.saving.get_registered_name(models.SimCLR) == "keras_simclr>SimCLR"
     # Options added since default to what the model did then.
-    assert sorted(restored.get_config()) == sorted([*saved["config_keys"], "probe_on"])
-    assert restored.probe_on == "views"
+    assert sorted(restored.get_config()) == sorted(
+        [*saved["config_keys"], "probe_on", "probe_average"]
+    )
+    assert restored.probe_on == "views" and restored.probe_average == 0.0
     assert (restored.objective, restored.temperature, restored.num_classes) == ("paper", 0.5, 2)
     # Its encoder was saved as a plain functional model, before `ResNet` had a class
     # of its own; it loads as one, with the same layers and weights.

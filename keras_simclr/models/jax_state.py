@@ -84,6 +84,18 @@ class JaxState:
             updated = list(updated) + list(updated_probe)
         for i, value in zip(index, updated):
             trainable[i] = value
+        if self._probe_averages:
+            non_trainable = list(non_trainable)
+            positions = {id(v): i for i, v in enumerate(self.non_trainable_variables)}
+            weights = {id(v): i for i, v in enumerate(self.trainable_variables)}
+            dense = self._probe_dense()
+            average_index = [positions[id(a)] for a in self._probe_averages]
+            new = self._averaged(
+                [non_trainable[i] for i in average_index],
+                [trainable[weights[id(w)]] for w in (dense.kernel, dense.bias)],
+            )
+            for i, value in zip(average_index, new):
+                non_trainable[i] = value
 
         logs, metrics_values = self._stateless_log(metrics_values, shares)
         state = (

@@ -74,6 +74,12 @@ class SimCLR(SelfSupervisedModel):
             `keras_simclr.data.pretraining_dataset(..., probe_images=True)`). The
             linear evaluation reads clean images, so a probe trained on them ends
             closer to it; the views are harder than the images they come from.
+        probe_average: float in [0, 1): the momentum of an exponential moving
+            average of the probe's dense weights that scores the probe
+            (`val_probe_*`, `probe_logits(h)`), 0 (the default) for none. The
+            probe chases an encoder that moves: at a constant learning rate it
+            keeps up, and the average removes its step-to-step noise (the job
+            trains it so: `--probe_average=0.98`).
         l2_weight_decay: float >= 0; adds `l2_weight_decay * sum(w**2) / 2` over
             every trainable weight except batch-norm parameters (probe included)
             to the training objective: the reference's weight decay for optimizers
@@ -119,6 +125,7 @@ class SimCLR(SelfSupervisedModel):
         l2_weight_decay=0.0,
         probe_batch_norm=True,
         probe_on="views",
+        probe_average=0.0,
         name="simclr",
         **kwargs,
     ):
@@ -134,6 +141,7 @@ class SimCLR(SelfSupervisedModel):
             l2_weight_decay=l2_weight_decay,
             probe_batch_norm=probe_batch_norm,
             probe_on=probe_on,
+            probe_average=probe_average,
             heads={"projection_head": projection_head},
             name=name,
             **kwargs,

@@ -21,6 +21,7 @@ from keras_simclr import models
 from keras_simclr import optimizers
 from test_simclr import _views
 from test_simclr import assert_fit_reduces_contrastive_loss
+from test_simclr import assert_probe_average_follows_its_rule_and_scores_the_probe
 from test_simclr import assert_probe_trains_on_the_clean_images
 
 SAVED = pathlib.Path(__file__).resolve().parents[1] / "saved"
@@ -35,11 +36,12 @@ def _encoder(size=8):
     return keras.Model(inputs, x, name="encoder")
 
 
-def _model(num_classes=None, augmenter=None, seed=0):
+def _model(num_classes=None, augmenter=None, seed=0, probe_average=0.0):
     keras.utils.set_random_seed(seed)
     head = models.projection_head(8, num_layers=2, output_dim=4, synchronized_bn=True)
     return models.SimCLR(
-        _encoder(), head, augmenter=augmenter, temperature=0.5, num_classes=num_classes
+        _encoder(), head, augmenter=augmenter, temperature=0.5, num_classes=num_classes,
+        probe_average=probe_average,
     )
 
 
@@ -99,6 +101,12 @@ def test_probe_on_images_trains_the_probe_on_the_clean_images(in_model):
         )
 
     assert_probe_trains_on_the_clean_images(make, in_model)
+
+
+def test_probe_average_follows_its_rule_and_scores_the_probe(tmp_path):
+    assert_probe_average_follows_its_rule_and_scores_the_probe(
+        lambda momentum: _model(num_classes=2, probe_average=momentum), tmp_path / "m.keras"
+    )
 
 
 def test_evaluate_reports_probe_and_contrastive_metrics():
@@ -181,7 +189,7 @@ def test_fit_on_views_augmented_in_tf_data():
 def _data_parallel_step(devices, view_1, view_2, labels):
     distribution = keras.distribution.DataParallel(devices=devices)
     with distribution.scope():
-        model = _model(num_classes=3)
+        model = _model(num_classes=3, probe_average=0.5)
         model.compile(
             optimizer=keras.optimizers.SGD(0.5), probe_optimizer=keras.optimizers.SGD(0.1)
         )
@@ -207,9 +215,11 @@ def test_two_devices_equal_one_device():
     # The batch really was split, and the step really moved the weights.
     kernel = two.encoder.get_layer("conv").kernel.value
     assert len(kernel.sharding.device_set) == 2
-    fresh = _model(num_classes=3)
+    fresh = _model(num_classes=3, probe_average=0.5)
     moved = max(np.abs(a - b).max() for a, b in zip(_weights(one), _weights(fresh)))
     assert moved > 1e-3
+    # The probe's average (compared above) moved too: the stateless step returns it.
+    assert np.abs(np.asarray(two._probe_averages[0].numpy()) - fresh._probe_averages[0].numpy()).max() > 0
 
 
 def test_data_parallel_sets_the_distribution_and_tf_strategies_explain_the_jax_way():
