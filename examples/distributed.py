@@ -145,7 +145,7 @@ def main(argv=None):
         head = models.projection_head(encoder.output_shape[-1], synchronized_bn=True)
         model = models.SimCLR(
             encoder, head, temperature=0.2, num_classes=NUM_CLASSES, probe_on="images",
-            l2_weight_decay=1e-4,
+            probe_average=0.98, l2_weight_decay=1e-4,
         )
         total_steps = args.epochs * steps_per_epoch
         warmup_steps = int(0.3 * steps_per_epoch)
@@ -160,8 +160,8 @@ def main(argv=None):
         # does, without l2_weight_decay (LARS decays inside its update).
         model.compile(
             optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
-            probe_optimizer=keras.optimizers.Adam(
-                optimizers.WarmupCosineDecay(0.1, warmup_steps, total_steps)
+            probe_optimizer=keras.optimizers.Adam(  # constant after the warm-up
+                optimizers.WarmupCosineDecay(0.1, warmup_steps, total_steps, alpha=1.0)
             ),
         )
     model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps_per_epoch, verbose=2)

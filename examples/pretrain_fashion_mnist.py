@@ -85,6 +85,8 @@ def pretrain(
     # the logs follows the quality of h as it trains, without touching the encoder.
     # probe_on="images" trains it on h of the clean images, as the linear
     # evaluation reads them, rather than of the harder augmented views.
+    # probe_average scores it with a moving average of its weights, which follows the
+    # moving encoder without the noise of each step (docs/quality_study.md).
     # l2_weight_decay is the reference's weight decay for optimizers other than LARS:
     # wd * sum(w**2) / 2 over every weight but batch norm, added to the loss.
     model = models.SimCLR(
@@ -93,6 +95,7 @@ def pretrain(
         temperature=temperature,
         num_classes=NUM_CLASSES,
         probe_on="images",
+        probe_average=0.98,
         l2_weight_decay=weight_decay,
     )
 
@@ -102,11 +105,14 @@ def pretrain(
         warmup_steps=int(warmup_epochs * steps_per_epoch),
         total_steps=total_steps,
     )
-    # The probe has its own Adam, so the encoder's learning rate never shakes it.
+    # The probe has its own Adam, so the encoder's learning rate never shakes it;
+    # alpha=1.0 keeps its rate at 0.1 after the warm-up (the average settles it).
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True),
         probe_optimizer=keras.optimizers.Adam(
-            optimizers.WarmupCosineDecay(0.1, int(warmup_epochs * steps_per_epoch), total_steps)
+            optimizers.WarmupCosineDecay(
+                0.1, int(warmup_epochs * steps_per_epoch), total_steps, alpha=1.0
+            )
         ),
     )
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=verbose)
