@@ -23,6 +23,8 @@ from keras_simclr.models import inputs
 from keras_simclr.models.heads import linear_probe
 from keras_simclr.models.jax_state import JaxState
 from keras_simclr.models.jax_state import current_values
+from keras_simclr.models.probe_average import ProbeAverage
+from keras_simclr.models.probe_average import checked_momentum
 
 # Order matters: the step sums these shares across replicas in one all-reduce.
 _PROBE_METRICS = ("probe_loss", "probe_accuracy")
@@ -46,7 +48,7 @@ def replica_share(values):
 
 
 @keras.saving.register_keras_serializable(package="keras_simclr")
-class SelfSupervisedModel(JaxState, keras.Model):
+class SelfSupervisedModel(ProbeAverage, JaxState, keras.Model):
     """Base of self-supervised methods trained with `model.fit()` on views of images.
 
     Owns what does not depend on the method, as solo-learn's `BaseMethod` does:
@@ -92,11 +94,8 @@ class SelfSupervisedModel(JaxState, keras.Model):
             images given to an in-model augmenter, or the `"images"` the input
             pipeline carries beside the views). It then learns what the linear
             evaluation measures, and ends closer to it.
-        probe_average: float in [0, 1): with a momentum above 0, the model keeps an
-            exponential moving average of the probe's dense weights, updated after
-            every step, and scores the probe with it (`val_probe_*`,
-            `probe_logits(h)`); the training metrics still read the weights being
-            trained. 0 (the default) scores the trained weights.
+        probe_average: float in [0, 1): the momentum of a moving average of the
+            probe's dense weights that scores it (0: none; see `ProbeAverage`).
         heads: dict of the method's modules (projection heads, predictors) by
             attribute name; the base sets them (`self.<name>`) before the probe.
             The subclass still returns them from `get_config`.
@@ -176,13 +175,6 @@ class SelfSupervisedModel(JaxState, keras.Model):
                 f"`probe_on` must be one of {list(inputs.PROBE_INPUTS)}. Received: "
                 f"probe_on={probe_on!r}"
             )
-        if isinstance(probe_average, bool) or not isinstance(
-            probe_average, (int, float, np.floating)
-        ) or not 0 <= probe_average < 1:
-            raise ValueError(
-                "`probe_average` must be a momentum in [0, 1) (0: no average). "
-                f"Received: probe_average={probe_average!r}"
-            )
         if num_classes is not None and (
             not isinstance(num_classes, int) or num_classes < 2
         ):
@@ -211,7 +203,7 @@ class SelfSupervisedModel(JaxState, keras.Model):
             if num_classes
             else None
         )
-        self.probe_average = float(probe_average)
+        self.probe_average = checked_momentum(probe_average)
         self._make_probe_averages()
         self.probe_optimizer = None
         names = self.objective_metrics + (_PROBE_METRICS if num_classes else ())
@@ -406,7 +398,6 @@ class SelfSupervisedModel(JaxState, keras.Model):
         self._update_probe_averages()
         return self._log(shares)
 
-
     def _training_objective(self, views, labels, probe_images=None):
         """The training objective (a float32 scalar) and the shares to log."""
         h = self._encode(views, training=True)
@@ -424,7 +415,6 @@ class SelfSupervisedModel(JaxState, keras.Model):
             total = total + probe_loss
             shares += [probe_loss, probe_accuracy]
         return total, shares
-
 
     def test_step(self, *args):
         """One evaluation step: `test_step(data)` on TensorFlow, `(state, data)` on JAX."""
@@ -493,73 +483,6 @@ class SelfSupervisedModel(JaxState, keras.Model):
 
     def _probe_variables(self):
         return self.probe.trainable_variables if self.probe is not None else []
-
-    def _probe_dense(self):
-        return self.probe.get_layer("linear_probe_dense")
-
-    def _make_probe_averages(self):
-        """The average of the probe's kernel and bias, starting at their values.
-
-        Each is an attribute of its own, which `tf.train.Checkpoint` tracks
-        (`model/probe_average_kernel`), as it does a layer's weights.
-        """
-        if self.probe is None or not self.probe_average:
-            return
-        for weight, name in zip(
-            (self._probe_dense().kernel, self._probe_dense().bias), ("kernel", "bias")
-        ):
-            # Every replica computes the same value; the first one's is kept.
-            average = self.add_weight(
-                shape=weight.shape, initializer="zeros", trainable=False,
-                name=f"probe_average_{name}", aggregation="only_first_replica",
-            )
-            # A copy: JAX donates the step's buffers, which must be distinct.
-            average.assign(ops.copy(weight.value))
-            setattr(self, f"probe_average_{name}", average)
-
-    @property
-    def _probe_averages(self):
-        """`[kernel, bias]` of the probe's moving average, or `[]` without one."""
-        kernel = getattr(self, "probe_average_kernel", None)
-        return [kernel, self.probe_average_bias] if kernel is not None else []
-
-    def _averaged(self, averages, weights):
-        """The moving averages after one more step of the probe's weights."""
-        m = self.probe_average
-        return [m * a + (1.0 - m) * ops.cast(w, a.dtype) for a, w in zip(averages, weights)]
-
-    def _update_probe_averages(self):
-        if self._probe_averages:
-            dense = self._probe_dense()
-            new = self._averaged(
-                [a.value for a in self._probe_averages], [dense.kernel, dense.bias]
-            )
-            for average, value in zip(self._probe_averages, new):
-                average.assign(value)
-
-    def probe_logits(self, h, training=False):
-        """The online probe's logits on h: its moving average's with `probe_average`.
-
-        Args:
-            h: encodings `(batch, features)`.
-            training: batch-norm mode of the probe's standardisation (the average
-                is only read in inference, `training=False`).
-
-        Returns:
-            float32 logits `(batch, num_classes)`.
-        """
-        if self.probe is None:
-            raise ValueError(
-                f"This {type(self).__name__} has no linear probe; construct it with "
-                "`num_classes=...` to train one."
-            )
-        if not self._probe_averages or training:
-            return ops.cast(self.probe(h, training=training), "float32")
-        x = h
-        if self.probe_batch_norm:
-            x = self.probe.get_layer("linear_probe_bn")(h, training=False)
-        kernel, bias = self._probe_averages
-        return ops.matmul(ops.cast(x, "float32"), kernel) + bias
 
     def _encode(self, views, training):
         """h of every view, from one encoder pass over the concatenated views."""
