@@ -315,7 +315,7 @@ def replay(replayed, settings, config, seed=0):
     keras.utils.set_random_seed(seed)
     h_steps, labels = replayed["h_steps"], replayed["labels_steps"]
     probe = models.linear_probe(h_steps.shape[-1], replayed["num_classes"], use_bn=True)
-    dense = [v for v in probe.trainable_variables]
+    dense = list(probe.trainable_variables)
     momentum = settings.get("ema", 0.0)
     averages = [tf.Variable(v.value) for v in dense]
     optimizer.build(dense)

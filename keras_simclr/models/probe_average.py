@@ -44,9 +44,8 @@ class ProbeAverage:
         """
         if self.probe is None or not self.probe_average:
             return
-        for weight, name in zip(
-            (self._probe_dense().kernel, self._probe_dense().bias), ("kernel", "bias")
-        ):
+        dense = self._probe_dense()
+        for weight, name in zip((dense.kernel, dense.bias), ("kernel", "bias")):
             # Every replica computes the same value; the first one's is kept.
             average = self.add_weight(
                 shape=weight.shape, initializer="zeros", trainable=False,
