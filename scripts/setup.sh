@@ -16,9 +16,10 @@ FASHION_MNIST_DIR=/usr/share/datasets/fashion-mnist
 
 if [[ "${1:-}" == "--if-needed" ]]; then
   if [[ -f "$STAMP" && -f .setup/python && "$STAMP" -nt setup.cfg && "$STAMP" -nt scripts/setup.sh ]] \
-      && "$(cat .setup/python)" -c "import keras_simclr, jax" 2>/dev/null; then
+      && "$(cat .setup/python)" scripts/check_install.py; then
     exit 0
   fi
+  echo "setup: (re)installing" >&2
 fi
 
 choose_python() {
@@ -68,5 +69,6 @@ fi
 
 mkdir -p .setup
 echo "$PY" > .setup/python
+"$PY" scripts/check_install.py
 TF_CPP_MIN_LOG_LEVEL=3 "$PY" -c "import keras_simclr, tensorflow as tf, keras, jax; print(f'setup: keras_simclr {keras_simclr.__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}, JAX {jax.__version__}')"
 touch "$STAMP"

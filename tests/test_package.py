@@ -133,3 +133,41 @@ def test_wheel_installs_and_imports_outside_the_source_tree(tmp_path):
     assert version == keras_simclr.__version__
     assert str(venv) in path
     assert (venv / "bin" / "simclr").exists()
+
+
+def _check_install(pythonpath, *python_flags):
+    """`python scripts/check_install.py`, as `setup.sh --if-needed` runs it."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = str(pythonpath)
+    return subprocess.run(
+        [sys.executable, *python_flags, str(ROOT / "scripts" / "check_install.py")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_set_up_check_passes_for_this_checkout():
+    result = _check_install(ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_set_up_check_refuses_an_install_from_another_checkout(tmp_path):
+    # A moved or copied checkout: the interpreter's keras_simclr is another folder's,
+    # even though the current folder (this checkout) holds the package too.
+    other = tmp_path / "other_checkout"
+    (other / "keras_simclr").mkdir(parents=True)
+    (other / "keras_simclr" / "__init__.py").write_text("")
+    result = _check_install(other)
+    assert result.returncode == 1
+    assert f"installed from {other / 'keras_simclr'}, not from this checkout" in result.stderr
+
+
+def test_set_up_check_names_what_is_missing():
+    # -S: no site-packages, so neither the package nor its backends are found.
+    result = _check_install(None, "-S")
+    assert result.returncode == 1
+    assert "keras_simclr is not installed" in result.stderr
+    result = _check_install(ROOT, "-S")
+    assert result.returncode == 1
+    assert "not installed: tensorflow, keras, jax" in result.stderr
