@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from keras_simclr import data
-from keras_simclr import runner
-from tests.idx_files import write_real_subset
+from tests.tiny_runs import tiny_run
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -41,16 +40,7 @@ def test_a_folder_that_is_not_a_finished_run_is_refused(tmp_path):
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_finished_run_is_scored_at_each_k(tmp_path, capsys):
-    (tmp_path / "fashion_mnist").mkdir()
-    data_dir = write_real_subset(tmp_path / "fashion_mnist", sizes=(512, 256))
-    model_dir = tmp_path / "run"
-    runner.run(
-        runner.Config(
-            mode="train", data_dir=str(data_dir), model_dir=str(model_dir),
-            train_batch_size=64, width_multiplier=0.125, proj_out_dim=16,
-            eval_batch_size=256, mixed_precision="off", verbose=0, train_steps=2,
-        )
-    )
+    model_dir = tiny_run(tmp_path)
     # Moved after training: the folder given is the one read.
     moved = tmp_path / "moved"
     model_dir.rename(moved)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_simclr import runner
-from tests.idx_files import write_real_subset
+from tests.tiny_runs import tiny_run
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -106,16 +106,8 @@ def test_replayed_probe_learns_and_scores_its_moving_average_when_asked():
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_a_checkpointed_run_replays_every_recipe(tmp_path, capsys):
-    (tmp_path / "fashion_mnist").mkdir()
-    data_dir = write_real_subset(tmp_path / "fashion_mnist", sizes=(512, 256))
-    model_dir = tmp_path / "run"
-    runner.run(
-        runner.Config(
-            mode="train", data_dir=str(data_dir), model_dir=str(model_dir),
-            train_batch_size=64, width_multiplier=0.125, proj_out_dim=16,
-            eval_batch_size=256, mixed_precision="off", verbose=0, train_steps=16,
-            checkpoint_steps=4, keep_checkpoint_max=10, log_every_steps=4,
-        )
+    model_dir = tiny_run(
+        tmp_path, train_steps=16, checkpoint_steps=4, keep_checkpoint_max=10, log_every_steps=4
     )
     output = tmp_path / "replay.json"
     probe_replay.main(
