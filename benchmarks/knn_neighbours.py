@@ -73,14 +73,13 @@ def read_run(model_dir):
         return dataclasses.replace(runner.Config(**json.load(f)), model_dir=model_dir)
 
 
-def features(config):
+def features(config, plan_):
     """`{"h": ..., "raw pixels": ...}`, each `((train_x, train_y), (test_x, test_y))`."""
     import keras
 
     from keras_simclr import evaluation
     from keras_simclr import runner
 
-    plan_ = runner.plan(config)
     encoder = keras.models.load_model(os.path.join(config.model_dir, "encoder.keras"))
     (train, preprocess), (test, _) = (
         runner.evaluation_data(config, plan_, split)
@@ -105,14 +104,15 @@ def main(argv=None):
     from keras_simclr import evaluation
     from keras_simclr import runner
 
-    num_train = runner.plan(config).info.num_examples
+    plan_ = runner.plan(config)
+    num_train = plan_.info.num_examples
     if max(args.k) > num_train:
         raise ValueError(
             f"--k asks for {max(args.k)} neighbours, but the run's training split "
             f"({config.train_split!r}) holds {num_train} images: pass smaller values."
         )
     start = time.perf_counter()
-    encoded = features(config)
+    encoded = features(config, plan_)
     print(f"# {args.model_dir}: neighbours from {config.train_split!r}, scored on "
           f"{config.eval_split!r}, T={args.temperature}; features in "
           f"{time.perf_counter() - start:.0f} s")
