@@ -265,14 +265,15 @@ def main_job_arguments(doc, steps, rounds, add_arguments=None):
     return args
 
 
-def main_job_fit(encoder, batch_size, steps, probe_on="images"):
+def main_job_fit(encoder, batch_size, steps, probe_on="images", probe_average=0.0):
     """A callable for `alternate`: `steps` timed steps of the main job's training.
 
     On 8 batches of random 28x28 grayscale images (the cost does not depend on what
     the pixels show), the `simclr` command's recipe on `encoder` (a 2-layer head,
     temperature 0.2, SGD Nesterov with the reference's L2 decay, the probe's own
     Adam, `SimCLRAugment`'s grayscale preset in tf.data); its probe trains on the
-    clean images or on the views (`probe_on`). `fit()` is timed from the end of its first step to the end
+    clean images or on the views (`probe_on`), scored by a moving average of its
+    weights with `probe_average` above 0 (the job's default, 0.98). `fit()` is timed from the end of its first step to the end
     of its last, leaving out its set-up; the step is traced and warmed up here.
     Returns `run() -> (pairs, seconds, cpu_seconds)`.
     """
@@ -289,7 +290,7 @@ def main_job_fit(encoder, batch_size, steps, probe_on="images"):
     head = models.projection_head(encoder.output_shape[-1], output_dim=128)
     model = models.SimCLR(
         encoder, head, temperature=0.2, num_classes=10, probe_on=probe_on,
-        l2_weight_decay=1e-4,
+        l2_weight_decay=1e-4, probe_average=probe_average,
     )
     model.compile(
         optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),

@@ -242,10 +242,14 @@ def test_probe_cost_prints_both_rates_and_their_ratio():
     # The README's figure for the probe on clean images comes from this script.
     lines = _printed_lines("probe_cost.py", "--steps=2", "--rounds=1", "--batch_size=32")
     assert lines[0].startswith("# main job's training, batch 32")
-    for name in ("views", "images"):
-        assert re.fullmatch(rf"probe on the {name}: \d+ pairs/s \(\d+ per CPU-second\)",
-                            lines[1 + ("views", "images").index(name)]), lines
-    assert re.fullmatch(r"images / views: \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", lines[3])
+    names = ("views", "images", "images, averaged")
+    for i, name in enumerate(names):
+        assert re.fullmatch(
+            rf"probe on the {name}: \d+ pairs/s \(\d+ per CPU-second\)", lines[1 + i]
+        ), lines
+    ratio = r": \d+\.\d\dx \(\d+\.\d\dx by CPU time\)"
+    assert re.fullmatch(r"images / views" + ratio, lines[4]), lines
+    assert re.fullmatch(r"images, averaged / images" + ratio, lines[5]), lines
 
 
 @pytest.mark.slow
