@@ -243,19 +243,24 @@ def alternate(runs, rounds):
     }
 
 
-def main_job_arguments(doc, steps, rounds, add_arguments=None):
+def main_job_arguments(doc, steps, rounds, add_arguments=None, batch_size=True, check=None):
     """The command line of a `main_job_fit` comparison (`--steps`, `--rounds`,
-    `--batch_size`, and what `add_arguments(parser)` adds), parsed before TensorFlow is
-    imported; also sets the job's mixed-precision policy."""
+    `--batch_size` unless `batch_size` is False, and what `add_arguments(parser)` adds),
+    parsed before TensorFlow is imported; `check(args)` may return an error message that
+    refuses the command line. Also sets the job's mixed-precision policy."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=steps, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=rounds)
-    parser.add_argument("--batch_size", type=int, default=256)
+    if batch_size:
+        parser.add_argument("--batch_size", type=int, default=256)
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args()
+    error = None if check is None else check(args)
+    if error:
+        parser.error(error)
 
     import keras
 

@@ -270,6 +270,41 @@ def test_encoder_cost_prints_each_encoders_rate_and_ratio():
     assert "1.00x (1.00x by CPU time)" in lines[1]
 
 
+@pytest.mark.slow
+def test_batch_cost_prints_each_batch_sizes_rate_and_ratio():
+    # The study's throughput figures for the batch size at the half width come from
+    # this script.
+    lines = _printed_lines(
+        "batch_cost.py", "--encoder=18x0.25", "--batch_sizes=32,16", "--steps=2",
+        "--rounds=1",
+    )
+    assert lines[0].startswith("# ResNet-18 x0.25, stem stride 1 at 28 px, 64 pairs a round")
+    for line, size in zip(lines[1:], (32, 16), strict=True):
+        assert re.fullmatch(
+            rf"batch {size}: \d+ pairs/s, \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", line
+        ), lines
+    assert "1.00x (1.00x by CPU time)" in lines[1]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--batch_sizes=256,100"], "not a whole number of batches of 100"),
+    (["--batch_sizes=256,256"], "names a batch size twice"),
+    (["--batch_sizes=1,2"], "at least 2 images"),
+    (["--batch_sizes=256,x"], "not a comma-separated list"),
+    (["--encoder=18x0.5,18x1"], "names 2 encoders"),
+    (["--steps=0"], "at least 1 step"),
+    (["--batch_size=128"], "unrecognized arguments: --batch_size=128"),
+])
+def test_batch_cost_rejects_bad_input_before_any_work(arguments, message):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "batch_cost.py"), *arguments],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "pairs/s" not in result.stdout
+
+
 @pytest.mark.parametrize("encoders", ["18x0.5,19x1", "18x0.5,18x0.5", "18xa", "18x0.5/3"])
 def test_encoder_cost_rejects_a_bad_encoder_list_before_any_work(encoders):
     result = subprocess.run(
