@@ -324,6 +324,22 @@ def main_job_fit(encoder, batch_size, steps, probe_on="images", probe_average=0.
     return run
 
 
+def print_against_first(title, timed):
+    """Prints `# title, <mixed-precision policy>, load average L`, then each run of
+    `timed` (from `alternate`) as pairs per second and its ratio to the first run, by
+    wall-clock and by CPU time."""
+    import keras
+
+    load = load_average()
+    print(f"# {title}, {keras.mixed_precision.global_policy().name}, load average "
+          f"{'-' if load is None else f'{load:.1f}'}")
+    reference = next(iter(timed.values()))
+    for name, run in timed.items():
+        print(f"{name}: {run['rate']:.0f} pairs/s, "
+              f"{run['rate'] / reference['rate']:.2f}x "
+              f"({run['cpu_rate'] / reference['cpu_rate']:.2f}x by CPU time)")
+
+
 # Child processes -------------------------------------------------------------
 
 

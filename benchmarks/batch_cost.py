@@ -79,8 +79,7 @@ def main():
         __doc__, steps=8, rounds=2, add_arguments=_add_arguments, batch_size=False,
         check=_check,
     )
-    reference_batch = args.batch_sizes[0]
-    pairs = args.steps * reference_batch
+    pairs = args.steps * args.batch_sizes[0]
 
     import keras
 
@@ -97,15 +96,9 @@ def main():
 
     runs = {f"batch {size}": run_of(size) for size in args.batch_sizes}
     timed = _measure.alternate(runs, args.rounds)
-    load = _measure.load_average()
-    print(f"# {encoder_cost._name(depth, width, stride)} at 28 px, {pairs} pairs a round, "
-          f"{keras.mixed_precision.global_policy().name}, load average "
-          f"{'-' if load is None else f'{load:.1f}'}")
-    reference = timed[f"batch {reference_batch}"]
-    for name in runs:
-        print(f"{name}: {timed[name]['rate']:.0f} pairs/s, "
-              f"{timed[name]['rate'] / reference['rate']:.2f}x "
-              f"({timed[name]['cpu_rate'] / reference['cpu_rate']:.2f}x by CPU time)")
+    _measure.print_against_first(
+        f"{encoder_cost._name(depth, width, stride)} at 28 px, {pairs} pairs a round", timed
+    )
 
 
 if __name__ == "__main__":

@@ -75,15 +75,7 @@ def main():
 
     runs = {_name(*encoder): run_of(*encoder) for encoder in args.encoders}
     timed = _measure.alternate(runs, args.rounds)
-    load = _measure.load_average()
-    print(f"# ResNet training at 28 px, batch {args.batch_size}, "
-          f"{keras.mixed_precision.global_policy().name}, load average "
-          f"{'-' if load is None else f'{load:.1f}'}")
-    reference = timed[_name(*args.encoders[0])]
-    for name in runs:
-        print(f"{name}: {timed[name]['rate']:.0f} pairs/s, "
-              f"{timed[name]['rate'] / reference['rate']:.2f}x "
-              f"({timed[name]['cpu_rate'] / reference['cpu_rate']:.2f}x by CPU time)")
+    _measure.print_against_first(f"ResNet training at 28 px, batch {args.batch_size}", timed)
 
 
 if __name__ == "__main__":
