@@ -252,6 +252,16 @@ def test_probe_cost_prints_both_rates_and_their_ratio():
     assert re.fullmatch(r"images, averaged / images" + ratio, lines[5]), lines
 
 
+def _assert_rates_against_first(lines, names):
+    """`lines[1:]` are `NAME: R pairs/s, X.XXx (Y.YYx by CPU time)`, one per name in
+    order, the first the reference at 1.00x."""
+    for line, name in zip(lines[1:], names, strict=True):
+        assert re.fullmatch(
+            rf"{re.escape(name)}: \d+ pairs/s, \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", line
+        ), lines
+    assert "1.00x (1.00x by CPU time)" in lines[1]
+
+
 @pytest.mark.slow
 def test_encoder_cost_prints_each_encoders_rate_and_ratio():
     # The study's throughput figures for the stem at stride 2 and for depth come from
@@ -263,11 +273,7 @@ def test_encoder_cost_prints_each_encoders_rate_and_ratio():
     assert lines[0].startswith("# ResNet training at 28 px, batch 16")
     names = ("ResNet-18 x0.5, stem stride 1", "ResNet-18 x0.5, stem stride 2",
              "ResNet-34 x0.25, stem stride 1")
-    for line, name in zip(lines[1:], names, strict=True):
-        assert re.fullmatch(
-            rf"{re.escape(name)}: \d+ pairs/s, \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", line
-        ), lines
-    assert "1.00x (1.00x by CPU time)" in lines[1]
+    _assert_rates_against_first(lines, names)
 
 
 @pytest.mark.slow
@@ -279,11 +285,7 @@ def test_batch_cost_prints_each_batch_sizes_rate_and_ratio():
         "--rounds=1",
     )
     assert lines[0].startswith("# ResNet-18 x0.25, stem stride 1 at 28 px, 64 pairs a round")
-    for line, size in zip(lines[1:], (32, 16), strict=True):
-        assert re.fullmatch(
-            rf"batch {size}: \d+ pairs/s, \d+\.\d\dx \(\d+\.\d\dx by CPU time\)", line
-        ), lines
-    assert "1.00x (1.00x by CPU time)" in lines[1]
+    _assert_rates_against_first(lines, ("batch 32", "batch 16"))
 
 
 @pytest.mark.parametrize("arguments, message", [
