@@ -126,6 +126,7 @@ class QualityConfig:
         help="Layers of the projection head: 2 (non-linear), linear (= 1) or none (= 0) "
         "(ablation: Figure 8).",
     )
+    proj_hidden_dim: int | None = _reuse("proj_hidden_dim")
     probe_learning_rate: float = _reuse("probe_learning_rate")
     probe_average: float = _reuse("probe_average")
     eval_head_layers: tuple = _option(

@@ -126,6 +126,11 @@ class Config:
     )
     sk_ratio: float = _model(0.0, "Selective-kernel ratio (SimCLRv2 uses 0.0625); 0 disables.")
     proj_out_dim: int = _model(128, "Output dimension of the projection head.")
+    proj_hidden_dim: int | None = _model(
+        None,
+        "Width of the projection head's hidden layers; default: the width of h (the paper's).",
+        at_least=1,
+    )
     num_proj_layers: int = _model(
         2, "Layers of the projection head (2 for SimCLRv1, 3 for v2)."
     )
@@ -359,7 +364,8 @@ def check_fields(instance):
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 checks.one_of(field_.name, item, choices)
         at_least = field_.metadata.get("at_least")
-        if at_least is not None and value < at_least:
+        unset = value is None and field_.default is None
+        if at_least is not None and not unset and value < at_least:
             raise ValueError(
                 f"`{field_.name}` must be >= {at_least}. Received: {field_.name}={value}"
             )

@@ -98,6 +98,7 @@ def _simclr(config, plan_, encoder):
     head = models.projection_head(
         encoder.output_shape[-1],
         num_layers=config.num_proj_layers,
+        hidden_dim=config.proj_hidden_dim,
         output_dim=config.proj_out_dim,
         synchronized_bn=config.global_bn,
         name="projection_head",

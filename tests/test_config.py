@@ -17,6 +17,8 @@ def test_every_field_has_a_section_and_help_and_config_stays_flat():
     assert job.train_batch_size == 64 and runner.Config is config.Config
     assert job.section("model")["resnet_depth"] == 50
     assert "learning_rate" in job.section("optimizer")
+    # An unset field with a bound (None: the head's hidden width is h's) passes.
+    assert config.Config().proj_hidden_dim is None
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,7 @@ def test_every_field_has_a_section_and_help_and_config_stays_flat():
         (dict(train_batch_size=0), "`train_batch_size` must be >= 1. Received: train_batch_size=0"),
         (dict(cpu_devices=-1), "`cpu_devices` must be >= 0. Received: cpu_devices=-1"),
         (dict(encoder="vit"), "`encoder` must be one of ['resnet']"),
+        (dict(proj_hidden_dim=0), "`proj_hidden_dim` must be >= 1. Received: proj_hidden_dim=0"),
         (dict(probe_average=1.0), "`probe_average` must be a momentum in [0, 1), e.g. "
          "--probe_average=0.98 (0: no average). Received: probe_average=1.0"),
     ],

@@ -206,6 +206,8 @@ def test_model_dir_of_another_architecture_is_refused_by_what_the_encoder_says(
         (dict(image_size=24), "encoder input_shape: [28, 28, 1] there, [24, 24, 1] now"),
         (dict(stem_stride=2), "encoder stem_stride: 1 there, 2 now"),
         (dict(proj_out_dim=8), "projection_head_dense2/kernel [64, 16] there, [64, 8] now"),
+        # The head's hidden width: h's by default, else --proj_hidden_dim.
+        (dict(proj_hidden_dim=32), "projection_head_dense1/kernel [64, 64] there, [64, 32] now"),
     ]:
         with pytest.raises(ValueError, match="different architecture .*" + re.escape(message)):
             runner.pretrain(_tiny(data_dir, tmp_path / "run", train_steps=4, **change))
