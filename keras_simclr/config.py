@@ -358,14 +358,15 @@ def check_fields(instance):
     """Checks the fields of a dataclass that have `choices` or `at_least` metadata."""
     for field_ in dataclasses.fields(instance):
         value = getattr(instance, field_.name)
-        choices = field_.metadata.get("choices")
         # A field whose default is None ("unset", e.g. `backend`) may stay None.
-        if choices is not None and not (value is None and field_.default is None):
+        if value is None and field_.default is None:
+            continue
+        choices = field_.metadata.get("choices")
+        if choices is not None:
             for item in value if isinstance(value, (tuple, list)) else (value,):
                 checks.one_of(field_.name, item, choices)
         at_least = field_.metadata.get("at_least")
-        unset = value is None and field_.default is None
-        if at_least is not None and not unset and value < at_least:
+        if at_least is not None and value < at_least:
             raise ValueError(
                 f"`{field_.name}` must be >= {at_least}. Received: {field_.name}={value}"
             )
