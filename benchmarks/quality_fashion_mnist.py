@@ -10,7 +10,9 @@ scores representations on the 10,000 test images, each row with its wall-clock t
 - the same architecture randomly initialised: the same two protocols;
 - raw pixels: the same two protocols on the 784 pixel values;
 - the same architecture trained supervised with every label
-  (`keras_simclr.evaluation.supervised_baseline`, Figure 1's comparison).
+  (`keras_simclr.evaluation.supervised_baseline`, Figure 1's comparison), then its h,
+  frozen, by the same two protocols: what an encoder trained with the labels scores
+  with them, the yardstick of the linear and kNN figures above.
 
 Configurations (`--config`):
 
@@ -599,7 +601,7 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
         )
     if "supervised" in baselines:
         keras.utils.set_random_seed(config.seed)
-        result, _ = evaluation.supervised_baseline(
+        result, classifier = evaluation.supervised_baseline(
             _encoder(config, image_shape, "supervised_encoder"),
             train_data,
             test_data,
@@ -616,6 +618,10 @@ def run(config, baselines=BASELINES, model_dir=None, data_dir=None, output=None,
             f"{config.supervised_augment.replace('_', '+')} augmentation"
         )
         rows.append(row)
+        rows += _protocol_rows(
+            f"supervised encoder's h ({_architecture(config)})", classifier.layers[0],
+            train_data, test_data, config,
+        )
 
     total_seconds = time.perf_counter() - started
     table = markdown_table(rows)
@@ -685,7 +691,7 @@ def target_lines(rows):
 
     simclr = linear("SimCLR")
     supervised = next(
-        (row["top1"] for row in rows if row["representation"].startswith("supervised")), None
+        (row["top1"] for row in rows if row["protocol"].startswith("supervised")), None
     )
     lines = []
     for name, reference in (("raw pixels", linear("raw pixels")), ("the random encoder", linear("random"))):

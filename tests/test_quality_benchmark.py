@@ -35,13 +35,14 @@ def test_tiny_run_prints_every_row_and_writes_json(tmp_path, capsys):
 
     printed = capsys.readouterr().out
     rows = record["rows"]
-    # Pretraining, then linear + kNN for SimCLR, random and pixels, then supervised.
+    # Pretraining, then linear + kNN for SimCLR, random and pixels, then supervised
+    # training and linear + kNN on its frozen h.
     assert [row["representation"].split(" (")[0] for row in rows] == [
         "SimCLR encoder", *[name for name in _REPRESENTATIONS[:3] for _ in range(2)],
-        "supervised encoder",
+        "supervised encoder", *["supervised encoder's h"] * 2,
     ]
     assert [row["protocol"].split(" ")[0] for row in rows] == [
-        "pretraining,", *["linear", "knn"] * 3, "supervised",
+        "pretraining,", *["linear", "knn"] * 3, "supervised", "linear", "knn",
     ]
     scored = rows[1:]
     for row in scored:
@@ -174,7 +175,10 @@ def test_targets_report_margins_and_whether_they_are_met():
             row("SimCLR encoder", "linear (lbfgs)", 0.88),
             row("random encoder", "linear (lbfgs)", 0.875),
             row("raw pixels (784)", "linear (lbfgs)", 0.84),
+            # Its frozen h's rows do not stand in for the supervised accuracy.
+            row("supervised encoder's h (ResNet)", "linear (lbfgs)", 0.95),
             row("supervised encoder", "supervised (100% labels)", 0.92),
+            row("supervised encoder's h (ResNet)", "knn (k=200, T=0.1)", 0.90),
         ]
     )
     assert lines == [
